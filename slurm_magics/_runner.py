@@ -1,0 +1,177 @@
+"""The program that runs on the compute node: stdlib and cloudpickle only.
+
+It is copied next to the jobs (the cluster needs no slurm_magics install) and started by
+the job script as ``python runner.py RUN_DIR ELEMENT``. A run folder holds:
+
+- ``meta.json``: versions, item count, chunk size, where to drop completion sentinels;
+- ``function.pkl``: the function, pickled once;
+- ``args.bin`` + ``args.idx``: one pickled ``(args, kwargs)`` per item and their offsets;
+- ``results/<item>.pkl``: written atomically, ``("ok", value)`` or ``("error", ...)``.
+
+Arguments that stand for other jobs' results are pickled as persistent ids and loaded
+here from those jobs' result files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import struct
+import sys
+import traceback
+import types
+from typing import Any
+
+FORMAT_VERSION = 1
+OFFSET = struct.Struct("<Q")
+RESULT_REF = "result"  # persistent id ("result", run_dir, item): one job's value
+RESULTS_REF = "results"  # ("results", [(run_dir, count), ...], total): an array's values
+
+
+class DependencyFailed(Exception):
+    """A job this one reads a value from has no successful result."""
+
+
+def load_result(run_dir: str, item: int) -> tuple[Any, ...]:
+    """Read a result file: ("ok", value) or ("error", exception, traceback, type, message)."""
+    with open(os.path.join(run_dir, "results", f"{item}.pkl"), "rb") as stream:
+        return tuple(pickle.load(stream))
+
+
+def _value_of(run_dir: str, item: int) -> Any:
+    try:
+        outcome = load_result(run_dir, item)
+    except FileNotFoundError:
+        raise DependencyFailed(f"no result for item {item} of {run_dir}") from None
+    if outcome[0] != "ok":
+        raise DependencyFailed(f"item {item} of {run_dir} failed: {outcome[3]}: {outcome[4]}")
+    return outcome[1]
+
+
+class _ArgumentUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> Any:
+        kind, run_dir, number = pid
+        if kind == RESULT_REF:
+            return _value_of(run_dir, number)
+        if kind == RESULTS_REF:  # ("results", [(run_dir, count), ...], total)
+            return [_value_of(folder, i) for folder, count in run_dir for i in range(count)]
+        raise pickle.UnpicklingError(f"unknown reference {pid!r}")
+
+
+def read_item(run_dir: str, item: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Read one item's (args, kwargs) from the argument table."""
+    with open(os.path.join(run_dir, "args.idx"), "rb") as index:
+        index.seek(item * OFFSET.size)
+        start, end = (OFFSET.unpack(index.read(OFFSET.size))[0] for _ in range(2))
+    with open(os.path.join(run_dir, "args.bin"), "rb") as table:
+        table.seek(start)
+        data = table.read(end - start)
+    args, kwargs = _ArgumentUnpickler(io.BytesIO(data)).load()
+    return tuple(args), dict(kwargs)
+
+
+def write_result(run_dir: str, item: int, outcome: tuple[Any, ...], dumps: Any) -> None:
+    """Write a result file atomically (temporary file, then rename)."""
+    final = os.path.join(run_dir, "results", f"{item}.pkl")
+    temporary = f"{final}.tmp-{os.getpid()}"
+    try:
+        data = dumps(outcome)
+    except Exception as error:  # the value itself cannot be pickled
+        data = pickle.dumps(
+            (
+                "error",
+                None,
+                traceback.format_exc(),
+                "PicklingError",
+                f"the result of type {type(outcome[1]).__name__} could not be pickled: {error}",
+            )
+        )
+    with open(temporary, "wb") as stream:
+        stream.write(data)
+    os.replace(temporary, final)
+
+
+def _error_outcome(error: BaseException) -> tuple[Any, ...]:
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return ("error", error, text, type(error).__name__, str(error))
+
+
+def _touch(path: str) -> None:
+    with open(path, "wb"):
+        pass
+
+
+def _check_versions(meta: dict[str, Any]) -> str | None:
+    wanted = tuple(meta["python"])
+    if tuple(sys.version_info[:2]) != wanted:
+        return (
+            f"this job was pickled by Python {wanted[0]}.{wanted[1]} but runs on Python "
+            f"{sys.version_info[0]}.{sys.version_info[1]} ({sys.executable}): use the same "
+            "Python minor version on both sides (connect(..., python=...) chooses it)."
+        )
+    try:
+        import cloudpickle  # noqa: PLC0415  (imported late to report its absence clearly)
+    except ImportError:
+        return (
+            f"cloudpickle is not installed for {sys.executable} on {os.uname().nodename}: "
+            f"run `{sys.executable} -m pip install cloudpickle=={meta['cloudpickle']}` there."
+        )
+    if cloudpickle.__version__.split(".")[0] != str(meta["cloudpickle"]).split(".")[0]:
+        return (
+            f"cloudpickle {cloudpickle.__version__} on the cluster cannot read payloads of "
+            f"cloudpickle {meta['cloudpickle']}: install cloudpickle=={meta['cloudpickle']} for "
+            f"{sys.executable}."
+        )
+    return None
+
+
+def run_element(run_dir: str, element: int) -> int:
+    """Run every item of one array element; return the process exit code."""
+    with open(os.path.join(run_dir, "meta.json"), encoding="utf-8") as stream:
+        meta = json.load(stream)
+    first = element * meta["chunk_size"]
+    items = range(first, min(first + meta["chunk_size"], meta["n_items"]))
+    problem = _check_versions(meta)
+    if problem is not None:
+        sys.stderr.write(f"slurm_magics: {problem}\n")
+        for item in items:
+            outcome = ("error", None, problem, "EnvironmentError", problem)
+            write_result(run_dir, item, outcome, pickle.dumps)
+            _touch(os.path.join(meta["sentinel_dir"], f"{meta['run_id']}.{item}"))
+        return 2
+
+    import cloudpickle  # noqa: PLC0415
+
+    with open(os.path.join(run_dir, "function.pkl"), "rb") as stream:
+        function = cloudpickle.load(stream)
+    resources = meta.get("resources_variable")
+    failed = False
+    for item in items:
+        try:
+            args, kwargs = read_item(run_dir, item)
+            if resources:
+                kwargs[resources] = types.SimpleNamespace(**meta["resources"])
+            outcome: tuple[Any, ...] = ("ok", function(*args, **kwargs))
+        except BaseException as error:  # report everything, even SystemExit, as the result
+            traceback.print_exc()
+            outcome = _error_outcome(error)
+            failed = True
+        sys.stdout.flush()
+        sys.stderr.flush()
+        write_result(run_dir, item, outcome, cloudpickle.dumps)
+        _touch(os.path.join(meta["sentinel_dir"], f"{meta['run_id']}.{item}"))
+    return 1 if failed else 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``runner.py RUN_DIR ELEMENT``."""
+    if len(argv) != 3:
+        sys.stderr.write("usage: runner.py RUN_DIR ELEMENT\n")
+        return 2
+    return run_element(argv[1], int(argv[2]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

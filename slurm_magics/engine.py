@@ -1,0 +1,72 @@
+"""The background thread and event loop on which every cluster's I/O and poller run.
+
+Keeping all scheduler I/O on one thread of our own means a blocking ``job.result()`` in
+a cell never deadlocks the kernel, and the kernel's own loop is never blocked by us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["Engine", "engine"]
+
+T = TypeVar("T")
+
+
+class Engine:
+    """One daemon thread running one asyncio loop."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The engine's loop, started on first use."""
+        with self._lock:
+            if self._loop is None or self._thread is None or not self._thread.is_alive():
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=run, name="slurm_magics-engine", daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def in_engine_thread(self) -> bool:
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run a coroutine on the engine loop and wait for its result from another thread."""
+        if self.in_engine_thread():
+            coroutine.close()
+            raise RuntimeError("Engine.call() from the engine thread would deadlock")
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start a coroutine on the engine loop without waiting (thread-safe)."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._loop is not None and self._thread is not None and self._thread.is_alive():
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._thread.join(timeout=5)
+            self._loop = None
+            self._thread = None
+
+
+engine = Engine()
+atexit.register(engine.stop)

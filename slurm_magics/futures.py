@@ -1,0 +1,65 @@
+"""Futures that any event loop can await, without awaiting ever cancelling them."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Generator
+from typing import Any, TypeVar
+
+__all__ = ["AwaitableFuture", "wait_for_future"]
+
+T = TypeVar("T")
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def wait_for_future(future: concurrent.futures.Future[T]) -> T:
+    """Await a concurrent future from the running loop.
+
+    Unlike ``asyncio.wrap_future``, cancelling the awaiting task (a cell interrupted,
+    ``asyncio.wait_for`` timing out) cancels only the wait, never the future itself.
+    """
+    if not future.done():
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+
+        def on_done(_: concurrent.futures.Future[T]) -> None:
+            try:
+                loop.call_soon_threadsafe(_wake, waiter)
+            except RuntimeError:  # the awaiting loop is closed: nobody waits any more
+                pass
+
+        future.add_done_callback(on_done)
+        await waiter
+    return future.result()
+
+
+class AwaitableFuture(concurrent.futures.Future[T]):
+    """A ``concurrent.futures.Future`` that is also awaitable in any asyncio loop."""
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return wait_for_future(self).__await__()
+
+    def get_result(self, timeout: float | None = None) -> T:
+        """Alias of ``result()``, for submitit users."""
+        return self.result(timeout)
+
+    def _resolve(self, value: T) -> bool:
+        """Set the result unless already done (cancelled); True when it took effect."""
+        try:
+            self.set_result(value)
+        except concurrent.futures.InvalidStateError:
+            return False
+        return True
+
+    def _fail(self, error: BaseException) -> bool:
+        """Set the exception unless already done; True when it took effect."""
+        try:
+            self.set_exception(error)
+        except concurrent.futures.InvalidStateError:
+            return False
+        return True

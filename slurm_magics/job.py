@@ -1,0 +1,282 @@
+"""``Job`` and ``JobArray``: futures of SLURM jobs, awaitable in any event loop."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol, overload
+
+from .futures import AwaitableFuture
+from .sbatch import log_path
+from .states import JobState
+
+__all__ = ["Job", "JobArray", "JobHost", "Run", "Slice"]
+
+
+class JobHost(Protocol):
+    """What a job needs from its cluster (implemented by ``Cluster``)."""
+
+    description: str
+
+    def cancel_jobs(self, jobs: Sequence[Job]) -> None: ...
+
+    def read_text(self, path: str, max_bytes: int) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Slice:
+    """One sbatch call of a run: an array of ``n_elements`` (0: not an array)."""
+
+    slurm_id: str
+    first_element: int
+    n_elements: int
+
+
+@dataclasses.dataclass(eq=False)
+class Run:
+    """One run folder: a call or a ``.map()``, split into slices past MaxArraySize."""
+
+    run_id: str
+    run_dir: str
+    name: str
+    n_items: int
+    chunk_size: int
+    slices: list[Slice] = dataclasses.field(default_factory=list)
+    jobs: list[Job] = dataclasses.field(default_factory=list)
+    #: the sbatch dependency expression, e.g. "afterok:123_4:125" (for messages)
+    dependency: str = ""
+    submitted_at: float = dataclasses.field(default_factory=time.time)
+
+    def element_of(self, item: int) -> int:
+        return item // self.chunk_size
+
+    def slice_of(self, element: int) -> Slice:
+        for part in self.slices:
+            if part.first_element <= element < part.first_element + max(part.n_elements, 1):
+                return part
+        raise LookupError(f"element {element} is in no slice of run {self.run_id}")
+
+    def slurm_id_of(self, element: int) -> str:
+        """SLURM's id of one element: "123" (not an array) or "123_4"."""
+        part = self.slice_of(element)
+        if part.n_elements == 0:
+            return part.slurm_id
+        return f"{part.slurm_id}_{element - part.first_element}"
+
+
+class Job(AwaitableFuture[Any]):
+    """The future of one SLURM job (or one item of a ``.map()``).
+
+    ``await job`` / ``job.result()`` give the function's return value, or raise the
+    exception it raised on the cluster (its remote traceback as ``__cause__``), or
+    ``JobFailedError`` / ``DependencyError``. Awaiting never cancels; ``cancel()`` does,
+    in every state.
+    """
+
+    def __init__(self, host: JobHost, run: Run, item: int) -> None:
+        super().__init__()
+        self._host = host
+        self.run = run
+        self.item = item
+        self.state = JobState.PENDING
+        self.reason = ""
+        self.node = ""
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    @property
+    def job_id(self) -> str:
+        """SLURM's id: "123", or "123_4" for an array task."""
+        return self.run.slurm_id_of(self.run.element_of(self.item))
+
+    @property
+    def cluster(self) -> JobHost:
+        return self._host
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name} {self.job_id} {self.state.value}>"
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    # -- control ----------------------------------------------------------------------
+    def cancel(self) -> bool:
+        """scancel the job (pending or running); its future then raises CancelledError."""
+        if self.done():
+            return False
+        self._host.cancel_jobs([self])
+        return self._mark_cancelled()
+
+    def _mark_cancelled(self) -> bool:
+        cancelled = super().cancel()
+        if cancelled:
+            self.state = JobState.CANCELLED
+            self.ended_at = self.ended_at or time.time()
+        return cancelled
+
+    # -- logs -------------------------------------------------------------------------
+    def log_paths(self) -> tuple[str, str]:
+        """Paths of the job's stdout and stderr files on the cluster."""
+        slurm_id = self.job_id
+        return (
+            log_path(self.run.run_dir, slurm_id, stream="out"),
+            log_path(self.run.run_dir, slurm_id, stream="err"),
+        )
+
+    def stdout(self, max_bytes: int = 1 << 20) -> str:
+        """The job's standard output so far (the last ``max_bytes``)."""
+        return self._host.read_text(self.log_paths()[0], max_bytes)
+
+    def stderr(self, max_bytes: int = 1 << 20) -> str:
+        """The job's standard error so far (the last ``max_bytes``)."""
+        return self._host.read_text(self.log_paths()[1], max_bytes)
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds since the job started running (until it ended), if it has started."""
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.time()) - self.started_at
+
+
+class JobArray(AwaitableFuture[list[Any]]):
+    """The future of a ``.map()``: one ``Job`` per item, results in order.
+
+    ``await arr`` / ``arr.result()`` give the list of results, or raise the first error as
+    soon as it is known (the other tasks keep running). ``arr[i]`` is the i-th ``Job``.
+    """
+
+    def __init__(self, jobs: Sequence[Job], runs: Sequence[Run]) -> None:
+        super().__init__()
+        self.jobs = list(jobs)
+        self.runs = list(runs)
+        self._remaining = len(self.jobs)
+        self._lock = threading.Lock()
+        for job in self.jobs:
+            job.add_done_callback(self._on_job_done)
+        if not self.jobs:
+            self._resolve([])
+
+    def _on_job_done(self, job: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._remaining -= 1
+            remaining = self._remaining
+        if job.cancelled():
+            self._fail(concurrent.futures.CancelledError(f"{job!r} was cancelled"))
+        elif job.exception() is not None:
+            self._fail(job.exception())  # type: ignore[arg-type]
+        elif remaining == 0:
+            self._resolve([j.result() for j in self.jobs])
+
+    # -- sequence ---------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    @overload
+    def __getitem__(self, index: int) -> Job: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Job]: ...
+    def __getitem__(self, index: int | slice) -> Job | list[Job]:
+        return self.jobs[index]
+
+    def __iter__(self) -> Iterator[Job]:  # type: ignore[override]
+        return iter(self.jobs)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{state.lower()}={n}" for state, n in self.counts().items())
+        return f"<JobArray {self.name} {','.join(self.job_ids)} [{counts}]>"
+
+    @property
+    def name(self) -> str:
+        return self.runs[0].name if self.runs else "empty"
+
+    @property
+    def job_ids(self) -> list[str]:
+        """SLURM's array job ids (several when the map was split past MaxArraySize)."""
+        return [part.slurm_id for run in self.runs for part in run.slices]
+
+    @property
+    def job_id(self) -> str:
+        """The first (usually the only) SLURM array job id."""
+        ids = self.job_ids
+        return ids[0] if ids else ""
+
+    # -- state ------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """How many tasks are in each state."""
+        return dict(collections.Counter(job.state.value for job in self.jobs))
+
+    @property
+    def state(self) -> JobState:
+        """RUNNING while any task runs, else PENDING while any waits, else the worst end."""
+        states = {job.state for job in self.jobs}
+        for state in (JobState.RUNNING, JobState.PENDING):
+            if state in states:
+                return state
+        for state in JobState:
+            if state.finished and state is not JobState.COMPLETED and state in states:
+                return state
+        return JobState.COMPLETED
+
+    def cancel(self) -> bool:
+        """scancel every task of the array; every unfinished task's future is cancelled."""
+        pending = [job for job in self.jobs if not job.done()]
+        if pending:
+            pending[0].cluster.cancel_jobs(pending)
+        cancelled = super().cancel()  # first, so the array reads as cancelled, not failed
+        for job in pending:
+            job._mark_cancelled()  # noqa: SLF001
+        return cancelled or bool(pending)
+
+    def wait(self, timeout: float | None = None, *, progress: bool = False) -> bool:
+        """Block until every task has ended (errors are not raised); True if all ended.
+
+        ``progress=True`` shows a tqdm bar of finished tasks.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = _progress_bar(self) if progress else None
+        try:
+            while True:
+                done = sum(job.done() for job in self.jobs)
+                if bar is not None:
+                    bar.update(done - bar.n)
+                    bar.set_postfix_str(_summary(self.counts()), refresh=False)
+                if done == len(self.jobs):
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                concurrent.futures.wait(
+                    [job for job in self.jobs if not job.done()][:1],
+                    timeout=0.1 if bar is not None else 0.5,
+                )
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return " ".join(f"{state.lower()}={n}" for state, n in sorted(counts.items()))
+
+
+def _progress_bar(array: JobArray) -> Any:
+    from tqdm.auto import tqdm  # noqa: PLC0415  (only when a bar is asked for)
+
+    return tqdm(total=len(array), desc=array.name, unit="task", mininterval=0.5)

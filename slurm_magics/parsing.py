@@ -1,0 +1,158 @@
+"""Parsers of squeue, sacct, sbatch and scontrol output (pure; tested on recorded output).
+
+The commands are run with the formats below so that one line is one job, array task or
+compact range of pending array tasks, with fields separated by "|".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+__all__ = [
+    "SACCT_FORMAT",
+    "SQUEUE_FORMAT",
+    "AccountingRow",
+    "ClusterConfig",
+    "QueueRow",
+    "expand_task_ids",
+    "parse_cluster_config",
+    "parse_job_id",
+    "parse_sacct",
+    "parse_sbatch_parsable",
+    "parse_squeue",
+]
+
+SQUEUE_FORMAT = "%i|%A|%T|%r|%N"
+SACCT_FORMAT = "JobID,State,ExitCode,NodeList,Elapsed"
+
+_JOB_ID_RE = re.compile(r"^(\d+)(?:_(\d+|\[[^\]]*\]))?$")
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueRow:
+    """One squeue line: a job, one array task, or a range of pending array tasks."""
+
+    array_job_id: str
+    task_ids: tuple[int, ...] | None  # None for a job that is not an array
+    state: str
+    reason: str
+    nodes: str
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountingRow:
+    """One sacct line (allocation only, -X)."""
+
+    array_job_id: str
+    task_ids: tuple[int, ...] | None
+    state: str
+    exit_code: str
+    nodes: str
+    elapsed: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """The parts of `scontrol show config` a client needs."""
+
+    max_array_size: int = 1001
+    max_job_count: int = 10000
+    min_job_age: int = 300
+    accounting: bool = False
+    version: str = ""
+    cluster_name: str = ""
+
+
+def expand_task_ids(expression: str) -> tuple[int, ...]:
+    """Expand "[1,3,5-7%2]" or "4" into task ids (a "%N" throttle suffix is ignored)."""
+    text = expression.strip().strip("[]").split("%", 1)[0]
+    ids: list[int] = []
+    for part in filter(None, text.split(",")):
+        if "-" in part:
+            first, last = part.split("-", 1)
+            step = 1
+            if ":" in last:
+                last, step_text = last.split(":", 1)
+                step = int(step_text)
+            ids.extend(range(int(first), int(last) + 1, step))
+        else:
+            ids.append(int(part))
+    return tuple(ids)
+
+
+def parse_job_id(text: str) -> tuple[str, tuple[int, ...] | None] | None:
+    """Split "123", "123_4" or "123_[5-9]" into (array job id, task ids); None if foreign."""
+    match = _JOB_ID_RE.match(text.strip())
+    if match is None:
+        return None
+    job_id, tasks = match.groups()
+    return job_id, (expand_task_ids(tasks) if tasks is not None else None)
+
+
+def parse_squeue(output: str) -> list[QueueRow]:
+    """Parse `squeue --noheader -o SQUEUE_FORMAT` output."""
+    rows: list[QueueRow] = []
+    for line in output.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 5:
+            continue
+        parsed = parse_job_id(fields[0])
+        if parsed is None:
+            continue
+        job_id, task_ids = parsed
+        # For array tasks %A is the array's id; for plain jobs it equals %i.
+        array_job_id = fields[1].strip() or job_id
+        rows.append(QueueRow(array_job_id, task_ids, fields[2].strip(), fields[3].strip(), fields[4].strip()))
+    return rows
+
+
+def parse_sacct(output: str) -> list[AccountingRow]:
+    """Parse `sacct -X -n -P --format=SACCT_FORMAT` output."""
+    rows: list[AccountingRow] = []
+    for line in output.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 5:
+            continue
+        parsed = parse_job_id(fields[0])
+        if parsed is None:
+            continue
+        job_id, task_ids = parsed
+        rows.append(AccountingRow(job_id, task_ids, *(f.strip() for f in fields[1:])))
+    return rows
+
+
+def parse_sbatch_parsable(output: str) -> str:
+    """Return the job id from `sbatch --parsable` output ("123" or "123;cluster")."""
+    for line in output.splitlines():
+        text = line.strip()
+        if text:
+            job_id = text.split(";", 1)[0]
+            if job_id.isdigit():
+                return job_id
+    raise ValueError(f"sbatch printed no job id: {output.strip()!r}")
+
+
+def _seconds(text: str) -> int:
+    match = re.match(r"^(\d+)", text.strip())
+    return int(match.group(1)) if match else 0
+
+
+def parse_cluster_config(output: str) -> ClusterConfig:
+    """Read the limits a client must respect from `scontrol show config`."""
+    values: dict[str, str] = {}
+    for line in output.splitlines():
+        if "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    defaults = ClusterConfig()
+    version = values.get("SLURM_VERSION", "")
+    return ClusterConfig(
+        max_array_size=int(values.get("MaxArraySize", defaults.max_array_size)),
+        max_job_count=int(values.get("MaxJobCount", defaults.max_job_count)),
+        min_job_age=_seconds(values.get("MinJobAge", str(defaults.min_job_age))),
+        accounting=values.get("AccountingStorageType", "accounting_storage/none")
+        not in ("", "accounting_storage/none", "(null)"),
+        version=version,
+        cluster_name=values.get("ClusterName", ""),
+    )

@@ -1,0 +1,363 @@
+"""One poller per cluster: one squeue per tick for every tracked job, whatever their number.
+
+Each tick lists the session's sentinel folder (the cheap fast path: a task drops a
+sentinel right after writing its result) and, when due, runs ONE ``squeue -u USER
+--states=all``. ``sacct`` runs only for tasks that left the queue with no known end. The
+squeue interval is short after activity and backs off while nothing changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from .errors import ClusterError, JobFailedError
+from .job import Job, Run
+from .outcomes import dependency_error, error_from_outcome, failure_without_result
+from .parsing import ClusterConfig, QueueRow
+from .payload import load_outcome
+from .scheduler import Scheduler
+from .states import JobState, normalise_state, state_from_stderr
+from .transport import Transport
+
+__all__ = ["Poller"]
+
+log = logging.getLogger(__name__)
+
+FAST_LISTING = 0.1  # seconds between sentinel listings while tasks may finish
+MIN_INTERVAL = 0.5  # seconds between squeue calls right after activity
+MAX_INTERVAL = 10.0  # ... and at most, when nothing changes (also capped by MinJobAge)
+BACKOFF = 1.5
+STDERR_TAIL = 4096
+NEVER_SATISFIED = "DependencyNeverSatisfied"
+
+Key = tuple[str, int]  # (run id, element)
+
+
+class Poller:
+    """Tracks runs and resolves their jobs' futures; lives on the engine loop."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        transport: Transport,
+        *,
+        sentinel_dir: str,
+        config: ClusterConfig,
+        result_grace: float = 5.0,
+        vanish_grace: float = 30.0,
+    ) -> None:
+        self.scheduler = scheduler
+        self.transport = transport
+        self.sentinel_dir = sentinel_dir
+        self.config = config
+        self.result_grace = result_grace
+        self.vanish_grace = vanish_grace
+        self.max_interval = min(MAX_INTERVAL, max(MIN_INTERVAL, config.min_job_age / 4))
+        self.interval = MIN_INTERVAL
+        self.ticks = 0
+        self._runs: dict[str, Run] = {}
+        self._slices: dict[str, Run] = {}
+        self._missing_since: dict[Key, float] = {}
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._next_queue = 0.0
+
+    # -- tracking (engine loop only) ------------------------------------------------------
+    def track(self, run: Run) -> None:
+        """Start following a submitted run's jobs."""
+        self._runs[run.run_id] = run
+        for part in run.slices:
+            self._slices[part.slurm_id] = run
+        self.interval = MIN_INTERVAL
+        self._next_queue = min(self._next_queue, time.monotonic() + MIN_INTERVAL)
+        if self._task is None or self._task.done():
+            self._wakeup = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+        assert self._wakeup is not None
+        self._wakeup.set()
+
+    def _unresolved_runs(self) -> list[Run]:
+        return [run for run in self._runs.values() if any(not j.done() for j in run.jobs)]
+
+    def _forget_finished(self) -> None:
+        for run in list(self._runs.values()):
+            if all(job.done() for job in run.jobs):
+                del self._runs[run.run_id]
+                for part in run.slices:
+                    self._slices.pop(part.slurm_id, None)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # -- the loop -------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        assert self._wakeup is not None
+        while True:
+            self._forget_finished()
+            if not self._runs:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            now = time.monotonic()
+            queue_due = now >= self._next_queue
+            try:
+                changed = await self.tick(queue_due=queue_due)
+            except Exception:  # never let one bad tick stop the poller
+                log.exception("slurm_magics poller tick failed; retrying")
+                changed = False
+            if changed:
+                self.interval = MIN_INTERVAL
+            elif queue_due:
+                self.interval = min(self.interval * BACKOFF, self.max_interval)
+            if queue_due or changed:
+                self._next_queue = time.monotonic() + self.interval
+            delay = self._next_queue - time.monotonic()
+            if self._may_finish_soon():
+                delay = min(delay, FAST_LISTING)
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), max(delay, 0.01))
+
+    def _may_finish_soon(self) -> bool:
+        """True while some task runs or waits only for a free slot (not for a dependency)."""
+        for run in self._runs.values():
+            for job in run.jobs:
+                if not job.done() and (
+                    job.state is JobState.RUNNING or "Dependency" not in job.reason
+                ):
+                    return True
+        return False
+
+    async def tick(self, *, queue_due: bool = True) -> bool:
+        """One poll: the sentinel listing, then (when due) one squeue. True if anything moved."""
+        self.ticks += 1
+        changed = await self._collect_results()
+        if not queue_due:
+            return changed
+        try:
+            rows = await self.scheduler.queue()
+        except ClusterError as error:
+            log.warning("squeue failed (%s); keeping every job as it is until the next tick", error)
+            return changed
+        ended, absent, never = self._apply_queue(rows)
+        if ended or absent:
+            changed |= await self._collect_results()  # a result may have landed meanwhile
+        if never:
+            await self._fail_never_satisfied(never)
+            changed = True
+        changed |= await self._settle_ended(ended)
+        changed |= await self._settle_absent(absent)
+        return changed
+
+    # -- the fast path ----------------------------------------------------------------------
+    async def _collect_results(self) -> bool:
+        names = await self.transport.list_dir(self.sentinel_dir)
+        consumed: list[str] = []
+        for name in names:
+            run_id, _, item_text = name.rpartition(".")
+            run = self._runs.get(run_id)
+            if run is None or not item_text.isdigit():
+                continue
+            job = run.jobs[int(item_text)]
+            if not job.done():
+                await self._resolve_from_file(job)
+            consumed.append(f"{self.sentinel_dir}/{name}")
+        if consumed:
+            await self.transport.remove_files(consumed)
+        return bool(consumed)
+
+    async def _resolve_from_file(self, job: Job) -> bool:
+        """Resolve a job from its result file; False when there is none (yet)."""
+        path = f"{job.run.run_dir}/results/{job.item}.pkl"
+        try:
+            data = await self.transport.read_file(path)
+        except FileNotFoundError:
+            return False
+        job.ended_at = job.ended_at or time.time()
+        try:
+            outcome = load_outcome(data)
+        except Exception as error:
+            self._fail(job, JobState.FAILED, failure_without_result(
+                JobState.FAILED, job_id=job.job_id, exit_code=None, stderr_tail="",
+                log_paths=job.log_paths(),
+                detail=f"wrote a result this Python cannot load ({type(error).__name__}: {error})",
+            ))
+            return True
+        if outcome[0] == "ok":
+            job.state = JobState.COMPLETED
+            job._resolve(outcome[1])  # noqa: SLF001
+        else:
+            tail = await self._stderr_tail(job)
+            error = error_from_outcome(
+                outcome, job_id=job.job_id, stderr_tail=tail, log_paths=job.log_paths()
+            )
+            self._fail(job, JobState.FAILED, error)
+        return True
+
+    def _fail(self, job: Job, state: JobState, error: BaseException) -> None:
+        job.state = state
+        job.ended_at = job.ended_at or time.time()
+        job._fail(error)  # noqa: SLF001
+
+    async def _stderr_tail(self, job: Job) -> str:
+        data = await self.transport.read_tail(job.log_paths()[1], STDERR_TAIL)
+        lines = data.decode(errors="replace").splitlines()
+        return "\n".join(lines[-30:])
+
+    # -- squeue -------------------------------------------------------------------------------
+    def _apply_queue(
+        self, rows: list[QueueRow]
+    ) -> tuple[dict[Key, QueueRow], list[Key], list[Key]]:
+        seen: dict[Key, QueueRow] = {}
+        for row in rows:
+            run = self._slices.get(row.array_job_id)
+            if run is None:
+                continue
+            part = next(p for p in run.slices if p.slurm_id == row.array_job_id)
+            if row.task_ids is None:
+                seen[(run.run_id, part.first_element)] = row
+            else:
+                for task in row.task_ids:
+                    seen[(run.run_id, part.first_element + task)] = row
+        ended: dict[Key, QueueRow] = {}
+        absent: list[Key] = []
+        never: list[Key] = []
+        now = time.time()
+        for run in self._runs.values():
+            for job in run.jobs:
+                if job.done():
+                    continue
+                key = (run.run_id, run.element_of(job.item))
+                row = seen.get(key)
+                if row is None:
+                    if now - run.submitted_at > 5.0:  # sbatch registers synchronously; be safe
+                        absent.append(key)
+                    continue
+                try:
+                    state = normalise_state(row.state)
+                except ValueError:
+                    continue
+                if state is JobState.PENDING:
+                    job.state, job.reason = JobState.PENDING, row.reason
+                    if row.reason == NEVER_SATISFIED:
+                        never.append(key)
+                elif state is JobState.RUNNING:
+                    if job.state is not JobState.RUNNING:
+                        job.state, job.reason, job.node = JobState.RUNNING, "", row.nodes
+                        job.started_at = job.started_at or now
+                else:
+                    ended[key] = row
+        return ended, sorted(set(absent)), sorted(set(never))
+
+    def _jobs_of(self, key: Key) -> list[Job]:
+        run = self._runs[key[0]]
+        first = key[1] * run.chunk_size
+        return [j for j in run.jobs[first : first + run.chunk_size] if not j.done()]
+
+    async def _fail_never_satisfied(self, keys: list[Key]) -> None:
+        await self.scheduler.cancel(self._runs[k[0]].slurm_id_of(k[1]) for k in keys)
+        for key in keys:
+            run = self._runs[key[0]]
+            for job in self._jobs_of(key):
+                error = dependency_error(job.job_id, run.dependency or "another job", "failed")
+                self._fail(job, JobState.DEPENDENCY_FAILED, error)
+
+    async def fail_dependents(self, run: Run, upstream: Job) -> None:
+        """``upstream`` failed or was cancelled: ``run`` (afterok on it) can never start."""
+        waiting = [job for job in run.jobs if not job.done()]
+        if not waiting:
+            return
+        await self.scheduler.cancel(part.slurm_id for part in run.slices)
+        why = "was cancelled" if upstream.cancelled() else "failed"
+        for job in waiting:
+            self._fail(job, JobState.DEPENDENCY_FAILED, dependency_error(job.job_id, repr(upstream), why))
+
+    async def _settle_ended(self, ended: dict[Key, QueueRow]) -> bool:
+        changed = False
+        now = time.monotonic()
+        for key, row in ended.items():
+            jobs = self._jobs_of(key)
+            if not jobs:
+                continue
+            tail = await self._stderr_tail(jobs[0])
+            state = normalise_state(row.state, stderr=tail)
+            if state in (JobState.COMPLETED, JobState.FAILED):
+                # The runner writes a result for each item before exiting: wait a little
+                # for it (shared file systems show new files late) before calling it lost.
+                first = self._missing_since.setdefault(key, now)
+                if now - first < self.result_grace:
+                    continue
+            changed |= await self._end_without_sentinel(key, jobs, state, None, tail)
+        return changed
+
+    async def _settle_absent(self, keys: list[Key]) -> bool:
+        if not keys:
+            return False
+        rows: dict[Key, tuple[str, str]] = {}
+        if self.config.accounting:
+            slurm_ids = {part.slurm_id for k in keys for part in self._runs[k[0]].slices}
+            try:
+                for row in await self.scheduler.accounting(slurm_ids):
+                    run = self._slices.get(row.array_job_id)
+                    if run is None:
+                        continue
+                    part = next(p for p in run.slices if p.slurm_id == row.array_job_id)
+                    for task in row.task_ids or (0,):
+                        rows[(run.run_id, part.first_element + task)] = (row.state, row.exit_code)
+            except ClusterError as error:
+                log.warning("sacct failed (%s); trying again later", error)
+                return False
+        changed = False
+        now = time.monotonic()
+        for key in keys:
+            jobs = self._jobs_of(key)
+            if not jobs:
+                continue
+            first = self._missing_since.setdefault(key, now)
+            tail = await self._stderr_tail(jobs[0])
+            if key in rows:
+                state = normalise_state(rows[key][0], rows[key][1], tail)
+                if state.finished and (
+                    state not in (JobState.COMPLETED, JobState.FAILED)
+                    or now - first >= self.result_grace
+                ):
+                    changed |= await self._end_without_sentinel(key, jobs, state, rows[key][1], tail)
+                continue
+            if now - first < (self.result_grace if not self.config.accounting else self.vanish_grace):
+                continue
+            state = state_from_stderr(tail) or JobState.FAILED
+            detail = "" if state is not JobState.FAILED else "left the queue without a result"
+            changed |= await self._end_without_sentinel(key, jobs, state, None, tail, detail)
+        return changed
+
+    async def _end_without_sentinel(
+        self,
+        key: Key,
+        jobs: list[Job],
+        state: JobState,
+        exit_code: str | None,
+        tail: str,
+        detail: str = "",
+    ) -> bool:
+        self._missing_since.pop(key, None)
+        for job in jobs:
+            if await self._resolve_from_file(job):  # the sentinel may have been lost
+                continue
+            error: Any = failure_without_result(
+                state if state is not JobState.COMPLETED else JobState.FAILED,
+                job_id=job.job_id,
+                exit_code=exit_code,
+                stderr_tail=tail,
+                log_paths=job.log_paths(),
+                detail=detail or ("ended but wrote no result" if state is JobState.COMPLETED else ""),
+            )
+            assert isinstance(error, JobFailedError)
+            self._fail(job, error.state, error)
+        return True

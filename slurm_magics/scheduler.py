@@ -1,0 +1,91 @@
+"""SLURM's commands, run through a transport and counted (for tests and benchmarks)."""
+
+from __future__ import annotations
+
+import collections
+import getpass
+from collections.abc import Iterable, Sequence
+
+from .errors import ClusterError, SubmissionError
+from .parsing import (
+    SACCT_FORMAT,
+    SQUEUE_FORMAT,
+    AccountingRow,
+    ClusterConfig,
+    QueueRow,
+    parse_cluster_config,
+    parse_sacct,
+    parse_sbatch_parsable,
+    parse_squeue,
+)
+from .transport import CommandResult, Transport
+
+__all__ = ["Scheduler"]
+
+
+class Scheduler:
+    """submit, cancel, query: one method per SLURM command, each call counted."""
+
+    def __init__(self, transport: Transport, *, user: str | None = None) -> None:
+        self.transport = transport
+        self.user = user
+        #: how many times each command ran: {"squeue": 12, "sbatch": 1, ...}
+        self.counters: collections.Counter[str] = collections.Counter()
+
+    async def _run(
+        self, argv: Sequence[str], *, input: bytes | None = None, timeout: float = 60.0
+    ) -> CommandResult:
+        self.counters[argv[0]] += 1
+        return await self.transport.run(argv, input=input, timeout=timeout)
+
+    async def show_config(self) -> ClusterConfig:
+        """Read MaxArraySize, MinJobAge, accounting, ... (`scontrol show config`)."""
+        result = await self._run(["scontrol", "show", "config"])
+        if result.returncode != 0:
+            raise ClusterError(
+                f"cannot read the SLURM configuration on {self.transport.description} "
+                f"(`scontrol show config` said: {(result.stderr or result.stdout).strip()}); "
+                "is SLURM installed and slurmctld reachable from here?"
+            )
+        return parse_cluster_config(result.stdout)
+
+    async def whoami(self) -> str:
+        """The user name SLURM knows us as (for `squeue -u`)."""
+        if self.user is None:
+            result = await self._run(["id", "-un"])
+            self.user = result.stdout.strip() if result.returncode == 0 else getpass.getuser()
+        return self.user
+
+    async def submit(self, script: str) -> str:
+        """sbatch a script given on stdin; return the job id."""
+        result = await self._run(["sbatch", "--parsable"], input=script.encode())
+        if result.returncode != 0:
+            said = (result.stderr or result.stdout).strip()
+            raise SubmissionError(f"sbatch refused the job: {said}")
+        return parse_sbatch_parsable(result.stdout)
+
+    async def cancel(self, slurm_ids: Iterable[str]) -> None:
+        """scancel jobs or array tasks ("123", "123_4"); already-ended ones are ignored."""
+        ids = sorted(set(slurm_ids))
+        if ids:
+            await self._run(["scancel", *ids])
+
+    async def queue(self) -> list[QueueRow]:
+        """The user's jobs in the controller, finished ones included (one squeue call)."""
+        user = await self.whoami()
+        result = await self._run(
+            ["squeue", "--noheader", "--states=all", "-u", user, "-o", SQUEUE_FORMAT]
+        )
+        result.check()
+        return parse_squeue(result.stdout)
+
+    async def accounting(self, slurm_ids: Iterable[str]) -> list[AccountingRow]:
+        """sacct rows of jobs that left the queue (one call for all of them)."""
+        ids = sorted(set(slurm_ids))
+        if not ids:
+            return []
+        result = await self._run(
+            ["sacct", "-X", "-n", "-P", f"--format={SACCT_FORMAT}", "-j", ",".join(ids)]
+        )
+        result.check()
+        return parse_sacct(result.stdout)
