@@ -30,7 +30,7 @@ RESULT_REF = "result"  # persistent id ("result", run_dir, item): one job's valu
 RESULTS_REF = "results"  # ("results", [(run_dir, count), ...], total): an array's values
 
 
-class DependencyFailed(Exception):
+class DependencyFailedError(Exception):
     """A job this one reads a value from has no successful result."""
 
 
@@ -44,9 +44,9 @@ def _value_of(run_dir: str, item: int) -> Any:
     try:
         outcome = load_result(run_dir, item)
     except FileNotFoundError:
-        raise DependencyFailed(f"no result for item {item} of {run_dir}") from None
+        raise DependencyFailedError(f"no result for item {item} of {run_dir}") from None
     if outcome[0] != "ok":
-        raise DependencyFailed(f"item {item} of {run_dir} failed: {outcome[3]}: {outcome[4]}")
+        raise DependencyFailedError(f"item {item} of {run_dir} failed: {outcome[3]}: {outcome[4]}")
     return outcome[1]
 
 
@@ -137,8 +137,8 @@ def run_element(run_dir: str, element: int) -> int:
     if problem is not None:
         sys.stderr.write(f"slurm_magics: {problem}\n")
         for item in items:
-            outcome = ("error", None, problem, "EnvironmentError", problem)
-            write_result(run_dir, item, outcome, pickle.dumps)
+            refusal = ("error", None, problem, "EnvironmentError", problem)
+            write_result(run_dir, item, refusal, pickle.dumps)
             _touch(os.path.join(meta["sentinel_dir"], f"{meta['run_id']}.{item}"))
         return 2
 

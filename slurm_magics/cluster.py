@@ -23,6 +23,7 @@ from .poller import Poller
 from .resources import Resources
 from .sbatch import ScriptSpec, check_path, render_script
 from .scheduler import Scheduler
+from .shipping import ship_local_modules
 from .transport import Transport
 
 __all__ = ["Cluster", "Condition"]
@@ -92,7 +93,10 @@ class Cluster:
     def submit(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
         """Run ``function(*args, **kwargs)`` as one job with the cluster's default resources."""
         run = self.submit_calls(
-            function, [(args, kwargs)], name=getattr(function, "__name__", "job"), resources=Resources()
+            function,
+            [(args, kwargs)],
+            name=getattr(function, "__name__", "job"),
+            resources=Resources(),
         )
         return run.jobs[0]
 
@@ -118,6 +122,7 @@ class Cluster:
             self._check_dependency(dependency, condition)
             if not dependency.done():
                 upstream.append(dependency)
+        ship_local_modules()
         table = ArgumentTable(functools.partial(self._reference, upstream))
         table.extend(calls)
         effective = self.defaults.merged(resources)
@@ -169,10 +174,16 @@ class Cluster:
                     f"{job!r} runs on {job.cluster.description}, not on {self.description}: "
                     "a job can only depend on jobs of the same cluster."
                 )
-        if condition == "afterok" and dependency.done() and (
-            dependency.cancelled() or dependency.exception() is not None
+        if (
+            condition == "afterok"
+            and dependency.done()
+            and (dependency.cancelled() or dependency.exception() is not None)
         ):
-            why = "was cancelled" if dependency.cancelled() else f"failed ({dependency.exception()!r})"
+            why = (
+                "was cancelled"
+                if dependency.cancelled()
+                else f"failed ({dependency.exception()!r})"
+            )
             raise dependency_error(None, repr(dependency), why)
 
     def _reference(self, upstream: list[Job | JobArray], obj: Any) -> Reference:
@@ -192,7 +203,9 @@ class Cluster:
         await self.transport.make_dirs(run.run_dir)
         for folder in ("results", "logs"):
             await self.transport.make_dirs(f"{run.run_dir}/{folder}")
-        scripts = {f"{run.run_dir}/slice{i}.sh": render_script(s).encode() for i, s in enumerate(specs)}
+        scripts = {
+            f"{run.run_dir}/slice{i}.sh": render_script(s).encode() for i, s in enumerate(specs)
+        }
         await self.transport.write_files({**files, **scripts})
         try:
             for spec, script in zip(specs, scripts.values(), strict=True):
@@ -209,7 +222,10 @@ class Cluster:
         if upstream.cancelled() or upstream.exception() is not None:
             failed = upstream
             if isinstance(upstream, JobArray):  # name the task that failed, not the array
-                failed = next((j for j in upstream.jobs if j.done() and (j.cancelled() or j.exception())), upstream.jobs[0])
+                failed = next(
+                    (j for j in upstream.jobs if j.done() and (j.cancelled() or j.exception())),
+                    upstream.jobs[0],
+                )
             assert isinstance(failed, Job)
             engine.spawn(self.poller.fail_dependents(run, failed))
 
@@ -258,4 +274,3 @@ def _runner_source() -> bytes:
 
 def _default_python() -> str:
     return os.environ.get("SLURM_MAGICS_PYTHON") or sys.executable
-

@@ -88,6 +88,8 @@ def default_cluster() -> Cluster:
     partition = os.environ.get("SLURM_MAGICS_PARTITION")
     options: dict[str, Any] = {"partition": partition} if partition else {}
     cluster = connect(**options)
-    print(f"slurm_magics: connected to {cluster!r} (call sm.connect(...) to choose another)",
-          file=sys.stderr)
+    print(
+        f"slurm_magics: connected to {cluster!r} (call sm.connect(...) to choose another)",
+        file=sys.stderr,
+    )
     return cluster

@@ -66,8 +66,17 @@ class JobFailedError(SlurmMagicsError):
         return text
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_job_failed, (self.args[0], self.state.value, self.job_id,
-                                      self.exit_code, self.stderr_tail, self.log_paths))
+        return (
+            _rebuild_job_failed,
+            (
+                self.args[0],
+                self.state.value,
+                self.job_id,
+                self.exit_code,
+                self.stderr_tail,
+                self.log_paths,
+            ),
+        )
 
 
 def _rebuild_job_failed(

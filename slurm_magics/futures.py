@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 from collections.abc import Generator
 from typing import Any, TypeVar
 
@@ -28,10 +29,9 @@ async def wait_for_future(future: concurrent.futures.Future[T]) -> T:
         waiter: asyncio.Future[None] = loop.create_future()
 
         def on_done(_: concurrent.futures.Future[T]) -> None:
-            try:
+            # RuntimeError: the awaiting loop is closed, nobody waits any more
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_wake, waiter)
-            except RuntimeError:  # the awaiting loop is closed: nobody waits any more
-                pass
 
         future.add_done_callback(on_done)
         await waiter

@@ -31,9 +31,7 @@ def gather(
     combined: AwaitableFuture[list[Any]] = AwaitableFuture()
     # With return_exceptions a JobArray is waited for task by task: the array's own
     # future ends at its first error, while its other tasks still run.
-    parts = [
-        list(getattr(item, "jobs", [item])) if return_exceptions else [item] for item in items
-    ]
+    parts = [list(getattr(item, "jobs", [item])) if return_exceptions else [item] for item in items]
     remaining = [sum(len(p) for p in parts)]
     lock = threading.Lock()
 
@@ -45,26 +43,28 @@ def gather(
 
     def on_done(future: concurrent.futures.Future[Any]) -> None:
         if not return_exceptions and (future.cancelled() or future.exception() is not None):
-            combined._fail(_outcome(future))  # noqa: SLF001
+            combined._fail(_outcome(future))
             return
         with lock:
             remaining[0] -= 1
             last = remaining[0] == 0
         if last:
-            combined._resolve([entry(i) for i in items])  # noqa: SLF001
+            combined._resolve([entry(i) for i in items])
 
     for futures in parts:
         for future in futures:
             future.add_done_callback(on_done)
     if remaining[0] == 0:
-        combined._resolve([entry(i) for i in items])  # noqa: SLF001
+        combined._resolve([entry(i) for i in items])
     return combined
 
 
 class as_completed:  # noqa: N801  (reads like the standard library's function)
     """Iterate jobs as they end, with ``for`` (blocking) or ``async for``."""
 
-    def __init__(self, jobs: Iterable[concurrent.futures.Future[Any]], timeout: float | None = None):
+    def __init__(
+        self, jobs: Iterable[concurrent.futures.Future[Any]], timeout: float | None = None
+    ):
         self._jobs = list(jobs)
         self._timeout = timeout
 
@@ -80,4 +80,3 @@ class as_completed:  # noqa: N801  (reads like the standard library's function)
         async with asyncio.timeout(self._timeout):
             for _ in range(len(pending)):
                 yield await queue.get()
-

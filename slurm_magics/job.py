@@ -191,7 +191,7 @@ class JobArray(AwaitableFuture[list[Any]]):
     def __getitem__(self, index: int | slice) -> Job | list[Job]:
         return self.jobs[index]
 
-    def __iter__(self) -> Iterator[Job]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[Job]:
         return iter(self.jobs)
 
     def __hash__(self) -> int:
@@ -243,7 +243,7 @@ class JobArray(AwaitableFuture[list[Any]]):
             pending[0].cluster.cancel_jobs(pending)
         cancelled = super().cancel()  # first, so the array reads as cancelled, not failed
         for job in pending:
-            job._mark_cancelled()  # noqa: SLF001
+            job._mark_cancelled()
         return cancelled or bool(pending)
 
     def wait(self, timeout: float | None = None, *, progress: bool = False) -> bool:

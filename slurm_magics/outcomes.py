@@ -25,7 +25,11 @@ def error_from_outcome(
     _, error, text, type_name, message = outcome
     # The runner also prints the traceback to stderr; show the rest of stderr only once.
     stderr_tail = stderr_tail.replace(text.strip(), "").strip()
-    tail = f"\n--- stderr of job {job_id} (last lines) ---\n{stderr_tail.rstrip()}" if stderr_tail else ""
+    tail = (
+        f"\n--- stderr of job {job_id} (last lines) ---\n{stderr_tail.rstrip()}"
+        if stderr_tail
+        else ""
+    )
     cause = RemoteTraceback(f'\n"""\nRemote traceback (job {job_id}):\n{text.rstrip()}{tail}\n"""')
     if not isinstance(error, BaseException):
         error = JobFailedError(
@@ -37,7 +41,7 @@ def error_from_outcome(
             log_paths=log_paths,
         )
     error.__cause__ = cause
-    return error
+    return error  # type: ignore[no-any-return]
 
 
 def failure_without_result(

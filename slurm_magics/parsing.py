@@ -103,7 +103,11 @@ def parse_squeue(output: str) -> list[QueueRow]:
         job_id, task_ids = parsed
         # For array tasks %A is the array's id; for plain jobs it equals %i.
         array_job_id = fields[1].strip() or job_id
-        rows.append(QueueRow(array_job_id, task_ids, fields[2].strip(), fields[3].strip(), fields[4].strip()))
+        rows.append(
+            QueueRow(
+                array_job_id, task_ids, fields[2].strip(), fields[3].strip(), fields[4].strip()
+            )
+        )
     return rows
 
 

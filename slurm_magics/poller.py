@@ -184,27 +184,34 @@ class Poller:
         try:
             outcome = load_outcome(data)
         except Exception as error:
-            self._fail(job, JobState.FAILED, failure_without_result(
-                JobState.FAILED, job_id=job.job_id, exit_code=None, stderr_tail="",
-                log_paths=job.log_paths(),
-                detail=f"wrote a result this Python cannot load ({type(error).__name__}: {error})",
-            ))
+            self._fail(
+                job,
+                JobState.FAILED,
+                failure_without_result(
+                    JobState.FAILED,
+                    job_id=job.job_id,
+                    exit_code=None,
+                    stderr_tail="",
+                    log_paths=job.log_paths(),
+                    detail=f"wrote a result this Python cannot load ({error!r})",
+                ),
+            )
             return True
         if outcome[0] == "ok":
             job.state = JobState.COMPLETED
-            job._resolve(outcome[1])  # noqa: SLF001
+            job._resolve(outcome[1])
         else:
             tail = await self._stderr_tail(job)
-            error = error_from_outcome(
+            remote = error_from_outcome(
                 outcome, job_id=job.job_id, stderr_tail=tail, log_paths=job.log_paths()
             )
-            self._fail(job, JobState.FAILED, error)
+            self._fail(job, JobState.FAILED, remote)
         return True
 
     def _fail(self, job: Job, state: JobState, error: BaseException) -> None:
         job.state = state
         job.ended_at = job.ended_at or time.time()
-        job._fail(error)  # noqa: SLF001
+        job._fail(error)
 
     async def _stderr_tail(self, job: Job) -> str:
         data = await self.transport.read_tail(job.log_paths()[1], STDERR_TAIL)
@@ -235,25 +242,25 @@ class Poller:
                 if job.done():
                     continue
                 key = (run.run_id, run.element_of(job.item))
-                row = seen.get(key)
-                if row is None:
+                found = seen.get(key)
+                if found is None:
                     if now - run.submitted_at > 5.0:  # sbatch registers synchronously; be safe
                         absent.append(key)
                     continue
                 try:
-                    state = normalise_state(row.state)
+                    state = normalise_state(found.state)
                 except ValueError:
                     continue
                 if state is JobState.PENDING:
-                    job.state, job.reason = JobState.PENDING, row.reason
-                    if row.reason == NEVER_SATISFIED:
+                    job.state, job.reason = JobState.PENDING, found.reason
+                    if found.reason == NEVER_SATISFIED:
                         never.append(key)
                 elif state is JobState.RUNNING:
                     if job.state is not JobState.RUNNING:
-                        job.state, job.reason, job.node = JobState.RUNNING, "", row.nodes
+                        job.state, job.reason, job.node = JobState.RUNNING, "", found.nodes
                         job.started_at = job.started_at or now
                 else:
-                    ended[key] = row
+                    ended[key] = found
         return ended, sorted(set(absent)), sorted(set(never))
 
     def _jobs_of(self, key: Key) -> list[Job]:
@@ -277,7 +284,9 @@ class Poller:
         await self.scheduler.cancel(part.slurm_id for part in run.slices)
         why = "was cancelled" if upstream.cancelled() else "failed"
         for job in waiting:
-            self._fail(job, JobState.DEPENDENCY_FAILED, dependency_error(job.job_id, repr(upstream), why))
+            self._fail(
+                job, JobState.DEPENDENCY_FAILED, dependency_error(job.job_id, repr(upstream), why)
+            )
 
     async def _settle_ended(self, ended: dict[Key, QueueRow]) -> bool:
         changed = False
@@ -328,9 +337,13 @@ class Poller:
                     state not in (JobState.COMPLETED, JobState.FAILED)
                     or now - first >= self.result_grace
                 ):
-                    changed |= await self._end_without_sentinel(key, jobs, state, rows[key][1], tail)
+                    changed |= await self._end_without_sentinel(
+                        key, jobs, state, rows[key][1], tail
+                    )
                 continue
-            if now - first < (self.result_grace if not self.config.accounting else self.vanish_grace):
+            if now - first < (
+                self.result_grace if not self.config.accounting else self.vanish_grace
+            ):
                 continue
             state = state_from_stderr(tail) or JobState.FAILED
             detail = "" if state is not JobState.FAILED else "left the queue without a result"
@@ -356,7 +369,8 @@ class Poller:
                 exit_code=exit_code,
                 stderr_tail=tail,
                 log_paths=job.log_paths(),
-                detail=detail or ("ended but wrote no result" if state is JobState.COMPLETED else ""),
+                detail=detail
+                or ("ended but wrote no result" if state is JobState.COMPLETED else ""),
             )
             assert isinstance(error, JobFailedError)
             self._fail(job, error.state, error)

@@ -130,16 +130,16 @@ def parse_time(value: TimeLike, *, name: str = "time") -> int:
         seconds = value * 60
     else:
         text = value.strip()
-        if not re.fullmatch(r"[0-9:-]+", text):
+        if not re.fullmatch(r"([0-9]+-)?[0-9]+(:[0-9]+){0,2}", text):
             raise ResourceError(
-                f"{name}={value!r} is not a SLURM time: use minutes (\"30\"), \"MM:SS\", "
+                f'{name}={value!r} is not a SLURM time: use minutes ("30"), "MM:SS", '
                 '"HH:MM:SS", "D-HH", "D-HH:MM" or "D-HH:MM:SS".'
             )
         try:
             days, hours, minutes, secs = _time_fields(text)
         except ValueError:
             raise ResourceError(
-                f"{name}={value!r} is not a SLURM time: use minutes (\"30\"), \"MM:SS\", "
+                f'{name}={value!r} is not a SLURM time: use minutes ("30"), "MM:SS", '
                 '"HH:MM:SS", "D-HH", "D-HH:MM" or "D-HH:MM:SS".'
             ) from None
         has_hours = text.count(":") == 2 or "-" in text
@@ -268,7 +268,7 @@ class Resources:
     @property
     def time_seconds(self) -> int | None:
         """Time limit in seconds, or None when not set."""
-        return None if self.time is None else int(self.time)
+        return None if self.time is None else int(self.time)  # type: ignore[arg-type]
 
     def merged(self, override: Resources) -> Resources:
         """Return these resources with every value set in ``override`` taking precedence."""
@@ -278,6 +278,10 @@ class Resources:
             if f.name != "extra" and getattr(override, f.name) is not None
         }
         changes["extra"] = {**self.extra, **override.extra}
+        # time is stored in seconds, but replace() parses it again and an int means minutes.
+        seconds = override.time_seconds if override.time is not None else self.time_seconds
+        if seconds is not None:
+            changes["time"] = timedelta(seconds=seconds)
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:

@@ -11,15 +11,19 @@ from .resources import Resources
 
 __all__ = ["ScriptSpec", "check_path", "render_script", "sanitise_job_name"]
 
-_UNSAFE_PATH = re.compile(r"[\s\"'\\$`]")
+_UNSAFE_PATH = re.compile(r"[\s\"'\\$`#%]")
+# sbatch reads #SBATCH values like a shell word: '#' starts a comment, '\\' escapes and
+# double quotes group, so a value holding any of these (or whitespace) is quoted and escaped.
+_NEEDS_QUOTES = re.compile(r'[\s"\\#]')
 
 
 def check_path(path: str, *, what: str = "run folder") -> str:
     """Refuse paths that would need quoting inside #SBATCH lines."""
     if _UNSAFE_PATH.search(path):
         raise ValueError(
-            f"the {what} {path!r} contains whitespace, quotes, '$' or a backslash, which sbatch "
-            "cannot take in #SBATCH lines: choose a plain path (connect(..., root=...))."
+            f"the {what} {path!r} contains whitespace, quotes, '$', '#', '%' or a backslash, "
+            "which sbatch cannot take in #SBATCH lines: choose a plain path "
+            "(connect(..., root=...))."
         )
     return path
 
@@ -62,8 +66,9 @@ def render_script(spec: ScriptSpec) -> str:
     for option, value in spec.resources.sbatch_options():
         if value is None:
             lines.append(f"#SBATCH --{option}")
-        elif re.search(r"\s", value):
-            lines.append(f'#SBATCH --{option}="{value}"')
+        elif _NEEDS_QUOTES.search(value):
+            escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'#SBATCH --{option}="{escaped}"')
         else:
             lines.append(f"#SBATCH --{option}={value}")
     lines.append("")

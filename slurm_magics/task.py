@@ -1,4 +1,4 @@
-"""``@sm.task``: a function that runs on the cluster when called, or over many inputs with ``.map``."""
+"""``@sm.task``: a function that runs on the cluster when called, or per item with ``.map``."""
 
 from __future__ import annotations
 
@@ -230,7 +230,7 @@ def task(
 
     def wrap(fn: Callable[P, R]) -> Task[P, R]:
         settings = _Settings(
-            name=name or getattr(fn, "__name__", "task"),
+            name=name or str(getattr(fn, "__name__", "task")),
             resources=resources if resources is not None else Resources(),
             overrides=overrides,
             scope=scope,

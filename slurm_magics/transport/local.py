@@ -73,10 +73,14 @@ class LocalTransport:
         )
 
     async def home(self) -> str:
-        return os.path.expanduser("~")
+        return await asyncio.to_thread(os.path.expanduser, "~")
 
     async def make_dirs(self, path: str, *, mode: int = 0o700) -> None:
-        await asyncio.to_thread(os.makedirs, path, mode, True)
+        def make() -> None:
+            os.makedirs(path, mode, exist_ok=True)
+            os.chmod(path, mode)  # also when it existed: run folders stay private
+
+        await asyncio.to_thread(make)
 
     async def write_files(self, files: Mapping[str, bytes], *, mode: int = 0o600) -> None:
         def write_all() -> None:
