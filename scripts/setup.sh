@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set everything up on a fresh Debian machine (as root): Debian packages, the Python
+# environment in .venv (which builds the JupyterLab extension with Node), the dev cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/setup.sh must run as root (it installs Debian packages and starts SLURM)" >&2
+  exit 1
+fi
+missing=()
+command -v node >/dev/null || missing+=(nodejs npm)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/slurm-magics devcluster up

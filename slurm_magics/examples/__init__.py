@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m slurm_magics.examples.quickstart``."""
