@@ -79,15 +79,18 @@ def write_result(run_dir: str, item: int, outcome: tuple[Any, ...], dumps: Any) 
     try:
         data = dumps(outcome)
     except Exception as error:  # the value itself cannot be pickled
-        data = pickle.dumps(
-            (
-                "error",
-                None,
-                traceback.format_exc(),
-                "PicklingError",
-                f"the result of type {type(outcome[1]).__name__} could not be pickled: {error}",
+        if outcome[0] == "error":  # keep the remote traceback; drop only the exception object
+            data = pickle.dumps(("error", None, *(str(part) for part in outcome[2:])))
+        else:
+            data = pickle.dumps(
+                (
+                    "error",
+                    None,
+                    traceback.format_exc(),
+                    "PicklingError",
+                    f"the result of type {type(outcome[1]).__name__} could not be pickled: {error}",
+                )
             )
-        )
     with open(temporary, "wb") as stream:
         stream.write(data)
     os.replace(temporary, final)

@@ -100,9 +100,9 @@ def parse_squeue(output: str) -> list[QueueRow]:
         parsed = parse_job_id(fields[0])
         if parsed is None:
             continue
-        job_id, task_ids = parsed
-        # For array tasks %A is the array's id; for plain jobs it equals %i.
-        array_job_id = fields[1].strip() or job_id
+        # The array's id comes from %i ("129_1"): %A is each task's own job id ("138"),
+        # except for the last task and a pending range, which keep the array's id.
+        array_job_id, task_ids = parsed
         rows.append(
             QueueRow(
                 array_job_id, task_ids, fields[2].strip(), fields[3].strip(), fields[4].strip()

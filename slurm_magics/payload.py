@@ -59,11 +59,12 @@ class ArgumentTable:
         self._pickler.clear_memo()  # each item must load on its own
         try:
             self._pickler.dump((args, dict(kwargs)))
-        except SlurmMagicsError:
-            raise  # a failed dependency: said clearly by whoever raised it
-        except Exception as error:
+        except BaseException as error:
+            # A failed dump may have flushed part of the item already: drop it.
             self._blob.truncate(self._offsets[-1])
             self._blob.seek(self._offsets[-1])
+            if isinstance(error, SlurmMagicsError) or not isinstance(error, Exception):
+                raise  # a failed dependency (said clearly by whoever raised it), or Ctrl-C
             raise TypeError(
                 f"the arguments of item {len(self._offsets) - 1} cannot be pickled "
                 f"({type(error).__name__}: {error}); pass values that pickle, or a path to data."

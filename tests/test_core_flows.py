@@ -31,7 +31,7 @@ def test_fan_out_fan_in(cluster: sm.Cluster) -> None:
 
 def test_jobs_inside_containers_become_dependencies(cluster: sm.Cluster) -> None:
     a, b = square(2), square(3)
-    combine = sm.task(lambda d: d["first"] + sum(d["rest"]), memory="100M")
+    combine = sm.task(lambda d: d["first"] + d["rest"][0] + sum(d["rest"][1]), memory="100M")
     job = combine({"first": a, "rest": [b, square.map([1, 1])]})
     assert job.result(timeout=180) == 4 + 9 + 2
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 
@@ -122,7 +123,7 @@ def test_function_receives_its_resources(cluster: sm.Cluster) -> None:
 
 def test_max_concurrent_throttles_the_array(cluster: sm.Cluster) -> None:
     arr = double.with_options(max_concurrent=2).map(range(6))
-    script = open(f"{arr.runs[0].run_dir}/slice0.sh").read()
+    script = Path(arr.runs[0].run_dir, "slice0.sh").read_text()
     assert "#SBATCH --array=0-5%2" in script
     assert arr.result(timeout=180) == [0, 2, 4, 6, 8, 10]
 
