@@ -65,6 +65,9 @@ class Poller:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._next_queue = 0.0
+        # True while some task runs or waits only for a slot (not for a dependency):
+        # then results may land any moment and the sentinel listing runs fast.
+        self._hot = False
 
     # -- tracking (engine loop only) ------------------------------------------------------
     def track(self, run: Run) -> None:
@@ -73,15 +76,13 @@ class Poller:
         for part in run.slices:
             self._slices[part.slurm_id] = run
         self.interval = MIN_INTERVAL
+        self._hot = True
         self._next_queue = min(self._next_queue, time.monotonic() + MIN_INTERVAL)
         if self._task is None or self._task.done():
             self._wakeup = asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._loop())
         assert self._wakeup is not None
         self._wakeup.set()
-
-    def _unresolved_runs(self) -> list[Run]:
-        return [run for run in self._runs.values() if any(not j.done() for j in run.jobs)]
 
     def _forget_finished(self) -> None:
         for run in list(self._runs.values()):
@@ -119,21 +120,11 @@ class Poller:
             if queue_due or changed:
                 self._next_queue = time.monotonic() + self.interval
             delay = self._next_queue - time.monotonic()
-            if self._may_finish_soon():
+            if self._hot:
                 delay = min(delay, FAST_LISTING)
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), max(delay, 0.01))
-
-    def _may_finish_soon(self) -> bool:
-        """True while some task runs or waits only for a free slot (not for a dependency)."""
-        for run in self._runs.values():
-            for job in run.jobs:
-                if not job.done() and (
-                    job.state is JobState.RUNNING or "Dependency" not in job.reason
-                ):
-                    return True
-        return False
 
     async def tick(self, *, queue_due: bool = True) -> bool:
         """One poll: the sentinel listing, then (when due) one squeue. True if anything moved."""
@@ -237,6 +228,7 @@ class Poller:
         absent: list[Key] = []
         never: list[Key] = []
         now = time.time()
+        self._hot = False
         for run in self._runs.values():
             for job in run.jobs:
                 if job.done():
@@ -246,6 +238,7 @@ class Poller:
                 if found is None:
                     if now - run.submitted_at > 5.0:  # sbatch registers synchronously; be safe
                         absent.append(key)
+                    self._hot = True
                     continue
                 try:
                     state = normalise_state(found.state)
@@ -253,14 +246,17 @@ class Poller:
                     continue
                 if state is JobState.PENDING:
                     job.state, job.reason = JobState.PENDING, found.reason
+                    self._hot |= "Dependency" not in found.reason
                     if found.reason == NEVER_SATISFIED:
                         never.append(key)
                 elif state is JobState.RUNNING:
+                    self._hot = True
                     if job.state is not JobState.RUNNING:
                         job.state, job.reason, job.node = JobState.RUNNING, "", found.nodes
                         job.started_at = job.started_at or now
                 else:
                     ended[key] = found
+                    self._hot = True
         return ended, sorted(set(absent)), sorted(set(never))
 
     def _jobs_of(self, key: Key) -> list[Job]:
