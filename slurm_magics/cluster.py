@@ -22,7 +22,7 @@ from .payload import ArgumentTable, Reference, dump_function, dump_meta
 from .poller import Poller
 from .resources import Resources
 from .sbatch import ScriptSpec, check_path, render_script
-from .scheduler import Scheduler
+from .scheduler import Scheduler, SchedulerBackend
 from .shipping import ship_local_modules
 from .transport import Transport
 
@@ -48,10 +48,11 @@ class Cluster:
         setup: Sequence[str] = (),
         max_array_size: int | None = None,
         result_grace: float = 5.0,
+        scheduler: SchedulerBackend | None = None,
     ) -> None:
         self.transport = transport
-        self.description = transport.description
-        self.scheduler = Scheduler(transport)
+        self.scheduler: SchedulerBackend = scheduler or Scheduler(transport)
+        self.description = getattr(self.scheduler, "description", transport.description)
         self.defaults = defaults or Resources()
         self.python = python or _default_python()
         self.setup = tuple(setup)

@@ -6,9 +6,11 @@ import os
 import shutil
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from .backends import LocalScheduler
 from .cluster import Cluster
 from .errors import ClusterError
 from .resources import resources_from_options
@@ -48,20 +50,27 @@ def connect(
             f"connecting to {host!r} over SSH is not available in this version yet; run the "
             "notebook on the cluster's login node and call sm.connect() there."
         )
-    if backend == "local":
-        raise ClusterError(
-            "the local backend (no SLURM) is not available in this version yet; use a "
-            "machine with SLURM (`slurm-magics devcluster up` starts one on Debian as root)."
-        )
-    if backend not in (None, "slurm"):
+    if backend not in (None, "slurm", "local"):
         raise ClusterError(f'backend={backend!r} must be "slurm" or "local".')
-    if shutil.which("sbatch") is None:
-        raise ClusterError(
-            "no `sbatch` on PATH: this machine is not a SLURM login node. Connect to one "
-            "(sm.connect(HOST)), or start the dev cluster (`slurm-magics devcluster up`)."
+    scheduler: LocalScheduler | None = None
+    if backend == "local":
+        scheduler = LocalScheduler()
+    elif shutil.which("sbatch") is None:
+        if backend == "slurm":
+            raise ClusterError(
+                "backend='slurm' but there is no `sbatch` on PATH: this machine is not a "
+                "SLURM login node. Connect to one (sm.connect(HOST)), start the dev cluster "
+                "(`slurm-magics devcluster up`), or use backend='local'."
+            )
+        warnings.warn(
+            "no `sbatch` on PATH: using the local backend (subprocesses on this machine, no "
+            "SLURM). Pass backend='local' to silence this, or sm.connect(HOST) for a cluster.",
+            stacklevel=2,
         )
+        scheduler = LocalScheduler()
     cluster = Cluster(
         LocalTransport(),
+        scheduler=scheduler,
         defaults=defaults,
         root=root or os.environ.get("SLURM_MAGICS_ROOT"),
         python=python,

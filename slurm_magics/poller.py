@@ -19,7 +19,7 @@ from .job import Job, Run
 from .outcomes import dependency_error, error_from_outcome, failure_without_result
 from .parsing import ClusterConfig, QueueRow
 from .payload import load_outcome
-from .scheduler import Scheduler
+from .scheduler import SchedulerBackend
 from .states import JobState, normalise_state, state_from_stderr
 from .transport import Transport
 
@@ -42,7 +42,7 @@ class Poller:
 
     def __init__(
         self,
-        scheduler: Scheduler,
+        scheduler: SchedulerBackend,
         transport: Transport,
         *,
         sentinel_dir: str,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import getpass
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from .errors import ClusterError, SubmissionError
 from .parsing import (
@@ -20,7 +21,21 @@ from .parsing import (
 )
 from .transport import CommandResult, Transport
 
-__all__ = ["Scheduler"]
+__all__ = ["Scheduler", "SchedulerBackend"]
+
+
+class SchedulerBackend(Protocol):
+    """What the cluster and the poller need from a scheduler (SLURM, or the local one)."""
+
+    transport: Transport
+    counters: collections.Counter[str]
+
+    async def show_config(self) -> ClusterConfig: ...
+    async def whoami(self) -> str: ...
+    async def submit(self, script: str) -> str: ...
+    async def cancel(self, slurm_ids: Iterable[str]) -> None: ...
+    async def queue(self) -> list[QueueRow]: ...
+    async def accounting(self, slurm_ids: Iterable[str]) -> list[AccountingRow]: ...
 
 
 class Scheduler:
