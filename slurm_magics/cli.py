@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.setLevel(logging.INFO)
     try:
         return _devcluster(args.action)
-    except devcluster.DevClusterError as exc:
+    except (devcluster.DevClusterError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

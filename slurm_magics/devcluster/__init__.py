@@ -1,0 +1,23 @@
+"""A one-node SLURM cluster (with accounting and an sshd) on this machine, for development.
+
+`up()` installs and starts it (root, Debian/Ubuntu), `down()` stops what `up()` started,
+`status()` says what runs, `load_info()` reads how to reach it. The CLI twin is
+`slurm-magics devcluster up|down|status`.
+"""
+
+from __future__ import annotations
+
+from .cluster import down, status, up
+from .errors import DevClusterError
+from .info import ClusterInfo, SSHInfo, load_info, state_dir
+
+__all__ = [
+    "ClusterInfo",
+    "DevClusterError",
+    "SSHInfo",
+    "down",
+    "load_info",
+    "state_dir",
+    "status",
+    "up",
+]
