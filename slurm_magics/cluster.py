@@ -19,7 +19,9 @@ from .job import Job, JobArray, Run, Slice
 from .outcomes import dependency_error
 from .parsing import ClusterConfig
 from .payload import ArgumentTable, Reference, dump_function, dump_meta
+from .persistence import record_submission
 from .poller import Poller
+from .registry import Registry, default_registry
 from .resources import Resources
 from .sbatch import ScriptSpec, check_path, render_script
 from .scheduler import Scheduler, SchedulerBackend
@@ -49,6 +51,7 @@ class Cluster:
         max_array_size: int | None = None,
         result_grace: float = 5.0,
         scheduler: SchedulerBackend | None = None,
+        registry: Registry | None = None,
     ) -> None:
         self.transport = transport
         self.scheduler: SchedulerBackend = scheduler or Scheduler(transport)
@@ -57,6 +60,10 @@ class Cluster:
         self.python = python or _default_python()
         self.setup = tuple(setup)
         self.session_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        self.registry = registry or default_registry()
+        #: this process's runs and arrays by run id (what sm.jobs() hands out again)
+        self.live_runs: dict[str, Run] = {}
+        self.live_arrays: dict[str, JobArray] = {}
         self._closed = False
         self.config, self.root, self.runner_path = engine.call(self._prepare(root))
         limit = self.config.max_array_size
@@ -84,6 +91,11 @@ class Cluster:
 
     def __repr__(self) -> str:
         return f"<Cluster {self.description} {self.config.cluster_name or ''}>".replace(" >", ">")
+
+    @property
+    def key(self) -> str:
+        """What identifies this cluster in the registry: where it is and its run folder."""
+        return f"{self.description}|{self.config.cluster_name}|{self.root}"
 
     @property
     def counters(self) -> dict[str, int]:
@@ -162,6 +174,8 @@ class Cluster:
             for first in range(0, n_elements if array else 1, self.max_array_size)
         ]
         engine.call(self._submit(run, files, specs))
+        self.live_runs[run.run_id] = run
+        record_submission(self, run, upstream, is_array=array)
         if condition == "afterok":
             for dependency in upstream:
                 dependency.add_done_callback(functools.partial(self._upstream_done, run))

@@ -49,6 +49,8 @@ class Run:
     jobs: list[Job] = dataclasses.field(default_factory=list)
     #: the sbatch dependency expression, e.g. "afterok:123_4:125" (for messages)
     dependency: str = ""
+    #: where its tasks drop completion sentinels ("": the tracking session's folder)
+    sentinel_dir: str = ""
     submitted_at: float = dataclasses.field(default_factory=time.time)
 
     def element_of(self, item: int) -> int:
@@ -110,6 +112,13 @@ class Job(AwaitableFuture[Any]):
 
     def __eq__(self, other: object) -> bool:
         return self is other
+
+    @classmethod
+    def attach(cls, job_id: str, cluster: Any = None) -> Job | JobArray:
+        """The future of a job by its SLURM id, also one submitted by an ended process."""
+        from .persistence import attach  # noqa: PLC0415  (persistence builds on this module)
+
+        return attach(job_id, cluster)
 
     # -- control ----------------------------------------------------------------------
     def cancel(self) -> bool:

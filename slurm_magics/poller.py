@@ -149,20 +149,32 @@ class Poller:
 
     # -- the fast path ----------------------------------------------------------------------
     async def _collect_results(self) -> bool:
-        names = await self.transport.list_dir(self.sentinel_dir)
+        # Usually one folder: this session's. Jobs reattached from an ended session drop
+        # their sentinels in that session's folder.
+        folders = {self.sentinel_dir} | {
+            r.sentinel_dir for r in self._runs.values() if r.sentinel_dir
+        }
         consumed: list[str] = []
-        for name in names:
-            run_id, _, item_text = name.rpartition(".")
-            run = self._runs.get(run_id)
-            if run is None or not item_text.isdigit():
-                continue
-            job = run.jobs[int(item_text)]
-            if not job.done():
-                await self._resolve_from_file(job)
-            consumed.append(f"{self.sentinel_dir}/{name}")
+        for folder in sorted(folders):
+            for name in await self.transport.list_dir(folder):
+                run_id, _, item_text = name.rpartition(".")
+                run = self._runs.get(run_id)
+                if run is None or not item_text.isdigit():
+                    continue
+                job = run.jobs[int(item_text)]
+                if not job.done():
+                    await self._resolve_from_file(job)
+                consumed.append(f"{folder}/{name}")
         if consumed:
             await self.transport.remove_files(consumed)
         return bool(consumed)
+
+    async def resolve_finished(self, run: Run) -> None:
+        """Resolve the jobs of a run whose result files exist (one listing, then reads)."""
+        present = set(await self.transport.list_dir(f"{run.run_dir}/results"))
+        for job in run.jobs:
+            if not job.done() and f"{job.item}.pkl" in present:
+                await self._resolve_from_file(job)
 
     async def _resolve_from_file(self, job: Job) -> bool:
         """Resolve a job from its result file; False when there is none (yet)."""

@@ -187,11 +187,26 @@ class Task(Generic[P, R]):
             runs.append(run)
             for index, job in zip(indices, run.jobs, strict=True):
                 jobs[index] = job
-        return JobArray([job for job in jobs if job is not None], runs)
+        array = JobArray([job for job in jobs if job is not None], runs)
+        if len(runs) == 1:
+            cluster.live_arrays[runs[0].run_id] = array
+        return array
 
 
 @overload
-def task(function: Callable[P, R], /) -> Task[P, R]: ...
+def task(
+    function: Callable[P, R],
+    /,
+    *,
+    name: str | None = None,
+    resources: ResourcesSpec | None = None,
+    scope: Scope = "map",
+    chunk_size: int = 1,
+    max_concurrent: int | None = None,
+    resources_variable: str | None = None,
+    cluster: Cluster | None = None,
+    **resource_options: Any,
+) -> Task[P, R]: ...
 @overload
 def task(
     function: None = None,
