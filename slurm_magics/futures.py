@@ -44,12 +44,24 @@ class AwaitableFuture(concurrent.futures.Future[T]):
     def __await__(self) -> Generator[Any, None, T]:
         return wait_for_future(self).__await__()
 
+    def cancel(self) -> bool:
+        """Cancel the future (not started or still pending) and wake every waiter."""
+        if not super().cancel():
+            return False
+        # Nobody else runs this future, so tell waiters here: concurrent.futures.wait()
+        # and as_completed() only see a cancellation once it is "notified".
+        if self._state == "CANCELLED":
+            self.set_running_or_notify_cancel()
+        return True
+
     def get_result(self, timeout: float | None = None) -> T:
         """Alias of ``result()``, for submitit users."""
         return self.result(timeout)
 
     def _resolve(self, value: T) -> bool:
         """Set the result unless already done (cancelled); True when it took effect."""
+        if self.done():  # cheap check first: the error below formats repr(self)
+            return False
         try:
             self.set_result(value)
         except concurrent.futures.InvalidStateError:
@@ -58,6 +70,8 @@ class AwaitableFuture(concurrent.futures.Future[T]):
 
     def _fail(self, error: BaseException) -> bool:
         """Set the exception unless already done; True when it took effect."""
+        if self.done():
+            return False
         try:
             self.set_exception(error)
         except concurrent.futures.InvalidStateError:

@@ -129,10 +129,12 @@ class Job(AwaitableFuture[Any]):
         return self._mark_cancelled()
 
     def _mark_cancelled(self) -> bool:
+        before = self.state, self.ended_at
+        # Set first: done-callbacks (registry, widgets) must see the final state.
+        self.state, self.ended_at = JobState.CANCELLED, self.ended_at or time.time()
         cancelled = super().cancel()
-        if cancelled:
-            self.state = JobState.CANCELLED
-            self.ended_at = self.ended_at or time.time()
+        if not cancelled:
+            self.state, self.ended_at = before
         return cancelled
 
     # -- logs -------------------------------------------------------------------------
@@ -159,6 +161,12 @@ class Job(AwaitableFuture[Any]):
             return None
         return (self.ended_at or time.time()) - self.started_at
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """A live status line in Jupyter, a status text elsewhere."""
+        from .widgets import mimebundle  # noqa: PLC0415  (front end, imported when shown)
+
+        return mimebundle(self, include, exclude)
+
 
 class JobArray(AwaitableFuture[list[Any]]):
     """The future of a ``.map()``: one ``Job`` per item, results in order.
@@ -182,6 +190,8 @@ class JobArray(AwaitableFuture[list[Any]]):
         with self._lock:
             self._remaining -= 1
             remaining = self._remaining
+        if self.done():  # the array already ended (first error, or cancelled)
+            return
         if job.cancelled():
             self._fail(concurrent.futures.CancelledError(f"{job!r} was cancelled"))
         elif job.exception() is not None:
@@ -254,6 +264,25 @@ class JobArray(AwaitableFuture[list[Any]]):
         for job in pending:
             job._mark_cancelled()
         return cancelled or bool(pending)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Live sweep progress in Jupyter, counts per state elsewhere."""
+        from .widgets import mimebundle  # noqa: PLC0415  (front end, imported when shown)
+
+        return mimebundle(self, include, exclude)
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame, one row per task: arguments (when known), state, elapsed,
+        result, error. Needs pandas."""
+        from .widgets import to_dataframe  # noqa: PLC0415
+
+        return to_dataframe(self)
+
+    def to_parquet(self, path: str, **options: Any) -> None:
+        """Write ``to_dataframe()`` to a Parquet file (needs pandas and pyarrow)."""
+        from .widgets import to_parquet  # noqa: PLC0415
+
+        to_parquet(self, path, **options)
 
     def wait(self, timeout: float | None = None, *, progress: bool = False) -> bool:
         """Block until every task has ended (errors are not raised); True if all ended.

@@ -34,6 +34,9 @@ BACKOFF = 1.5
 STDERR_TAIL = 4096
 NEVER_SATISFIED = "DependencyNeverSatisfied"
 
+# Pending reasons of tasks that will not start by themselves any moment.
+_NOT_STARTING_SOON = ("Dependency", "Held", "BeginTime", "Limit")
+
 Key = tuple[str, int]  # (run id, element)
 
 
@@ -258,7 +261,7 @@ class Poller:
                     continue
                 if state is JobState.PENDING:
                     job.state, job.reason = JobState.PENDING, found.reason
-                    self._hot |= "Dependency" not in found.reason
+                    self._hot |= not any(w in found.reason for w in _NOT_STARTING_SOON)
                     if found.reason == NEVER_SATISFIED:
                         never.append(key)
                 elif state is JobState.RUNNING:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import getpass
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -22,6 +24,20 @@ from .parsing import (
 from .transport import CommandResult, Transport
 
 __all__ = ["Scheduler", "SchedulerBackend"]
+
+log = logging.getLogger(__name__)
+
+# sbatch refusals that pass with time: limits on queued jobs, a busy or restarting controller
+_PASSING = (
+    "MaxSubmitJob",
+    "AssocMaxSubmitJobLimit",
+    "QOSMaxSubmitJob",
+    "Socket timed out",
+    "Resource temporarily unavailable",
+    "Unable to contact slurm controller",
+    "slurm_persist_conn",
+    "Slurm temporarily unable to accept job",
+)
 
 
 class SchedulerBackend(Protocol):
@@ -44,6 +60,8 @@ class Scheduler:
     def __init__(self, transport: Transport, *, user: str | None = None) -> None:
         self.transport = transport
         self.user = user
+        #: how long (seconds) to keep retrying an sbatch that hit a passing limit
+        self.submit_patience = 600.0
         #: how many times each command ran: {"squeue": 12, "sbatch": 1, ...}
         self.counters: collections.Counter[str] = collections.Counter()
 
@@ -72,12 +90,24 @@ class Scheduler:
         return self.user
 
     async def submit(self, script: str) -> str:
-        """sbatch a script given on stdin; return the job id."""
-        result = await self._run(["sbatch", "--parsable"], input=script.encode())
-        if result.returncode != 0:
+        """sbatch a script given on stdin; return the job id.
+
+        A refusal that passes (a submit limit reached, the controller busy) is retried with
+        a growing pause, and a warning says so; any other refusal raises at once.
+        """
+        delay = 1.0
+        waited = 0.0
+        while True:
+            result = await self._run(["sbatch", "--parsable"], input=script.encode())
+            if result.returncode == 0:
+                return parse_sbatch_parsable(result.stdout)
             said = (result.stderr or result.stdout).strip()
-            raise SubmissionError(f"sbatch refused the job: {said}")
-        return parse_sbatch_parsable(result.stdout)
+            if not any(sign in said for sign in _PASSING) or waited >= self.submit_patience:
+                raise SubmissionError(f"sbatch refused the job: {said}")
+            log.warning("sbatch said %r; retrying in %.0f s", said, delay)
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 60.0)
 
     async def cancel(self, slurm_ids: Iterable[str]) -> None:
         """scancel jobs or array tasks ("123", "123_4"); already-ended ones are ignored."""

@@ -1,0 +1,136 @@
+"""Jobs that outlive the process that submitted them (real dev cluster, real processes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+import slurm_magics as sm
+from slurm_magics.registry import Registry
+from slurm_magics.transport import LocalTransport
+
+from .conftest import _require_cluster
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def local(cluster_root: Path) -> Iterator[sm.Cluster]:
+    """This machine's SLURM, as the processes below reach it (same registry key)."""
+    _require_cluster()
+    cluster = sm.Cluster(LocalTransport(), root=str(cluster_root))
+    yield cluster
+    cluster.close()
+
+
+def run_python(code: str, root: Path) -> dict[str, str]:
+    """Run a separate Python process that submits jobs and exits; return what it printed."""
+    script = textwrap.dedent(code).replace("ROOT", repr(str(root)))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+SUBMIT = """
+import json, os, time
+import slurm_magics as sm
+
+def slow(x):
+    time.sleep(4)
+    return x * 10
+
+def broken():
+    time.sleep(2)
+    raise ZeroDivisionError("on the node")
+
+sm.connect(root=ROOT, partition="debug")
+single = sm.task(slow, memory="100M")(7)
+failing = sm.task(broken, memory="100M")()
+sweep = sm.task(slow, memory="100M").map(range(3))
+print(json.dumps({"single": single.job_id, "failing": failing.job_id, "sweep": sweep.job_id}))
+os._exit(0)  # like a killed kernel: no clean shutdown, nothing cancelled
+"""
+
+
+def test_a_new_process_awaits_jobs_of_an_ended_one(local: sm.Cluster, cluster_root: Path) -> None:
+    ids = run_python(SUBMIT, cluster_root)
+    single = sm.Job.attach(ids["single"], local)
+    assert isinstance(single, sm.Job)
+    assert single.result(timeout=120) == 70
+    failing = sm.Job.attach(ids["failing"], local)
+    with pytest.raises(ZeroDivisionError, match="on the node"):
+        failing.result(timeout=120)
+    sweep = sm.Job.attach(ids["sweep"], local)
+    assert isinstance(sweep, sm.JobArray)
+    assert sweep.result(timeout=120) == [0, 10, 20]
+    assert sm.Job.attach(f"{ids['sweep']}_2", local).result(timeout=10) == 20
+    listed = {entry.job_id for entry in sm.jobs(cluster=local)}
+    assert {ids["single"], ids["failing"], ids["sweep"]} <= listed
+    assert sm.Job.attach(ids["single"], local) is single  # the same live future within a process
+
+
+def test_unknown_job_id_is_a_clear_error(local: sm.Cluster) -> None:
+    with pytest.raises(LookupError, match="not in the registry"):
+        sm.Job.attach("999999999", local)
+
+
+def test_two_processes_writing_at_once_lose_nothing(local: sm.Cluster, cluster_root: Path) -> None:
+    code = """
+    import json, os
+    import slurm_magics as sm
+    sm.connect(root=ROOT, partition="debug")
+    held = sm.task(lambda x: x, memory="100M", extra={"hold": True})
+    jobs = [held(i) for i in range(15)] + [held.map(range(40))]
+    print(json.dumps({"ids": [j.job_id for j in jobs], "session": sm.jobs()[0].run.run_id}))
+    for job in jobs:
+        job.cancel()
+    """
+    code = textwrap.dedent(code).replace("sm.jobs()[0].run.run_id", "jobs[0].run.run_id")
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code.replace("ROOT", repr(str(cluster_root)))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert all(p.returncode == 0 for p in processes), [err for _, err in outputs]
+    ids = [json.loads(out.strip().splitlines()[-1])["ids"] for out, _ in outputs]
+    registry = Registry(local.registry.path)
+    try:
+        runs = {r.slices[0][0]: r for r in registry.runs(cluster=local.key)}
+        for job_ids in ids:
+            assert set(job_ids) <= set(runs)
+            for job_id in job_ids:
+                states = {j.state for j in registry.jobs_of(runs[job_id].run_id)}
+                assert states == {"CANCELLED"}
+        assert sum(runs[i].n_items for job_ids in ids for i in job_ids) == 2 * (15 + 40)
+    finally:
+        registry.close()
+
+
+def test_cleanup_removes_finished_run_folders_only(local: sm.Cluster) -> None:
+    done = sm.task(lambda: 1, memory="100M").on(local)()
+    assert done.result(timeout=120) == 1
+    held = sm.task(lambda: 2, memory="100M", extra={"hold": True}).on(local)()
+    try:
+        time.sleep(1.5)
+        removed = sm.cleanup(timedelta(seconds=1), cluster=local)
+        assert done.run.run_dir in removed
+        assert not Path(done.run.run_dir).exists()
+        assert Path(held.run.run_dir).exists()
+        assert held.run.run_dir not in removed
+    finally:
+        held.cancel()
