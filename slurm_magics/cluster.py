@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from . import _runner
 from .engine import engine
+from .environment import check_environment
 from .errors import ClusterError
 from .job import Job, JobArray, Run, Slice
 from .outcomes import dependency_error
@@ -23,6 +24,7 @@ from .persistence import record_submission
 from .poller import Poller
 from .registry import Registry, default_registry
 from .resources import Resources
+from .retries import DEFAULT_RETRY_ON
 from .sbatch import ScriptSpec, check_path, render_script
 from .scheduler import Scheduler, SchedulerBackend
 from .shipping import ship_local_modules
@@ -77,9 +79,11 @@ class Cluster:
             result_grace=result_grace,
         )
         engine.call(transport.make_dirs(self.sentinel_dir))
+        self.poller.on_retry = self._record_retry
 
     async def _prepare(self, root: str | None) -> tuple[ClusterConfig, str, str]:
         config = await self.scheduler.show_config()
+        await check_environment(self.transport, self.python, self.setup)
         root = root or f"{await self.transport.home()}/.slurm_magics"
         check_path(root, what="root folder")
         for folder in (root, f"{root}/runs", f"{root}/sentinels"):
@@ -126,6 +130,8 @@ class Cluster:
         resources_variable: str | None = None,
         after: Sequence[Job | JobArray] = (),
         condition: Condition = "afterok",
+        retries: int = 0,
+        retry_on: frozenset[str] = DEFAULT_RETRY_ON,
     ) -> Run:
         """Submit calls of one function as one job (``array=False``) or one array job."""
         if self._closed:
@@ -143,6 +149,7 @@ class Cluster:
         run = Run(run_id, f"{self.root}/runs/{run_id}", name, len(calls), chunk_size)
         run.jobs = [Job(self, run, item) for item in range(len(calls))]
         run.dependency = _dependency_expression(upstream, condition)
+        run.retries, run.retry_on = retries, retry_on
         blob, index = table.files()
         files = {
             f"{run.run_dir}/meta.json": dump_meta(
@@ -175,11 +182,21 @@ class Cluster:
         ]
         engine.call(self._submit(run, files, specs))
         self.live_runs[run.run_id] = run
+        for dependency in upstream:
+            for upstream_run in (
+                [dependency.run] if isinstance(dependency, Job) else dependency.runs
+            ):
+                upstream_run.dependents.append(run)
         record_submission(self, run, upstream, is_array=array)
         if condition == "afterok":
             for dependency in upstream:
                 dependency.add_done_callback(functools.partial(self._upstream_done, run))
         return run
+
+    def _record_retry(self, run: Run, element: int, attempt: int, error: BaseException) -> None:
+        self.registry.record_attempt(
+            run.run_id, element, attempt, f"{type(error).__name__}: {error}"
+        )
 
     def _check_dependency(self, dependency: Job | JobArray, condition: Condition) -> None:
         jobs = dependency.jobs if isinstance(dependency, JobArray) else [dependency]

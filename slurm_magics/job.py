@@ -51,6 +51,13 @@ class Run:
     dependency: str = ""
     #: where its tasks drop completion sentinels ("": the tracking session's folder)
     sentinel_dir: str = ""
+    #: how often an element may run again, and after which failures (see retries.py)
+    retries: int = 0
+    retry_on: frozenset[str] = frozenset()
+    #: attempts made again so far, by element
+    attempts: dict[int, int] = dataclasses.field(default_factory=dict)
+    #: runs of this session that wait on this one (re-armed when an element is retried)
+    dependents: list[Run] = dataclasses.field(default_factory=list)
     submitted_at: float = dataclasses.field(default_factory=time.time)
 
     def element_of(self, item: int) -> int:

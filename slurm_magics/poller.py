@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .errors import ClusterError, JobFailedError
@@ -19,6 +20,7 @@ from .job import Job, Run
 from .outcomes import dependency_error, error_from_outcome, failure_without_result
 from .parsing import ClusterConfig, QueueRow
 from .payload import load_outcome
+from .retries import wants_retry
 from .scheduler import SchedulerBackend
 from .states import JobState, normalise_state, state_from_stderr
 from .transport import Transport
@@ -71,6 +73,10 @@ class Poller:
         # True while some task runs or waits only for a slot (not for a dependency):
         # then results may land any moment and the sentinel listing runs fast.
         self._hot = False
+        self._requeue: dict[Key, BaseException] = {}  # elements to run again, and why
+        self._rearmed: dict[str, float] = {}  # runs whose dependency was set again, until when
+        #: called as on_retry(run, element, attempt, error) for each new attempt
+        self.on_retry: Callable[[Run, int, int, BaseException], None] | None = None
 
     # -- tracking (engine loop only) ------------------------------------------------------
     def track(self, run: Run) -> None:
@@ -133,6 +139,7 @@ class Poller:
         """One poll: the sentinel listing, then (when due) one squeue. True if anything moved."""
         self.ticks += 1
         changed = await self._collect_results()
+        changed |= await self._flush_requeues()
         if not queue_due:
             return changed
         try:
@@ -143,12 +150,48 @@ class Poller:
         ended, absent, never = self._apply_queue(rows)
         if ended or absent:
             changed |= await self._collect_results()  # a result may have landed meanwhile
+        changed |= await self._settle_ended(ended)
+        changed |= await self._settle_absent(absent)
+        changed |= await self._flush_requeues()
+        now = time.monotonic()
+        # A run re-armed after its upstream was requeued still shows the old verdict in
+        # this tick's squeue output; only a later one tells.
+        never = [key for key in never if self._rearmed.get(key[0], 0.0) < now]
         if never:
             await self._fail_never_satisfied(never)
             changed = True
-        changed |= await self._settle_ended(ended)
-        changed |= await self._settle_absent(absent)
         return changed
+
+    async def _flush_requeues(self) -> bool:
+        """Run failed elements again (retries=...) and re-arm the runs waiting on them."""
+        if not self._requeue:
+            return False
+        chosen, self._requeue = self._requeue, {}
+        for (run_id, element), error in chosen.items():
+            run = self._runs[run_id]
+            attempt = run.attempts[element] = run.attempts.get(element, 0) + 1
+            self._missing_since.pop((run_id, element), None)
+            first = element * run.chunk_size
+            last = min(first + run.chunk_size, run.n_items)
+            await self.transport.remove_files(
+                [f"{run.run_dir}/results/{item}.pkl" for item in range(first, last)]
+            )
+            log.warning(
+                "%s failed (%s); running it again (retry %d of %d)",
+                run.slurm_id_of(element), type(error).__name__, attempt, run.retries,
+            )  # fmt: skip
+            if self.on_retry is not None:
+                self.on_retry(run, element, attempt, error)
+        await self.scheduler.requeue(self._runs[k[0]].slurm_id_of(k[1]) for k in chosen)
+        until = time.monotonic() + 3 * self.max_interval
+        for run_id in {k[0] for k in chosen}:
+            for waiting in self._runs[run_id].dependents:
+                if waiting.dependency and not all(job.done() for job in waiting.jobs):
+                    ids = [part.slurm_id for part in waiting.slices]
+                    await self.scheduler.set_dependency(ids, waiting.dependency)
+                    self._rearmed[waiting.run_id] = until
+        self._hot = True
+        return True
 
     # -- the fast path ----------------------------------------------------------------------
     async def _collect_results(self) -> bool:
@@ -215,6 +258,11 @@ class Poller:
         return True
 
     def _fail(self, job: Job, state: JobState, error: BaseException) -> None:
+        element = job.run.element_of(job.item)
+        if wants_retry(job.run, element, error):
+            self._requeue.setdefault((job.run.run_id, element), error)
+            job.state, job.reason = JobState.PENDING, "Requeued"
+            return
         job.state = state
         job.ended_at = job.ended_at or time.time()
         job._fail(error)
@@ -314,7 +362,8 @@ class Poller:
                 first = self._missing_since.setdefault(key, now)
                 if now - first < self.result_grace:
                     continue
-            changed |= await self._end_without_sentinel(key, jobs, state, None, tail)
+            detail = "was preempted" if row.state.startswith("PREEMPTED") else ""
+            changed |= await self._end_without_sentinel(key, jobs, state, None, tail, detail)
         return changed
 
     async def _settle_absent(self, keys: list[Key]) -> bool:

@@ -57,6 +57,13 @@ CREATE TABLE IF NOT EXISTS edges (
     upstream_run_id TEXT NOT NULL,
     upstream_item INTEGER NOT NULL  -- -1: the whole upstream run
 );
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL,
+    element INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,  -- 1: the first retry
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
 CREATE INDEX IF NOT EXISTS runs_by_cluster ON runs (cluster, submitted_at);
 CREATE INDEX IF NOT EXISTS edges_by_run ON edges (run_id);
 """
@@ -255,6 +262,26 @@ class Registry:
                 "SELECT upstream_run_id, upstream_item FROM edges WHERE run_id = ?", (run_id,)
             ).fetchall()
         return [(row[0], row[1]) for row in rows]
+
+    def record_attempt(self, run_id: str, element: int, attempt: int, reason: str) -> None:
+        """Record that an element runs again (``attempt`` 1 is the first retry), and why."""
+        self._write(
+            [
+                (
+                    "INSERT INTO attempts VALUES (?,?,?,?,?)",
+                    (run_id, element, attempt, reason[:4000], time.time()),
+                )
+            ]
+        )
+
+    def attempts_of(self, run_id: str) -> list[tuple[int, int, str]]:
+        """(element, attempt, reason) of every retry of a run."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT element, attempt, reason FROM attempts WHERE run_id = ? ORDER BY at",
+                (run_id,),
+            ).fetchall()
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def mark_cleaned(self, run_ids: Sequence[str]) -> None:
         """Record that these runs' folders were removed."""

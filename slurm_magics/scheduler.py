@@ -51,6 +51,8 @@ class SchedulerBackend(Protocol):
     async def submit(self, script: str) -> str: ...
     async def cancel(self, slurm_ids: Iterable[str]) -> None: ...
     async def queue(self) -> list[QueueRow]: ...
+    async def requeue(self, slurm_ids: Iterable[str]) -> None: ...
+    async def set_dependency(self, slurm_ids: Iterable[str], dependency: str) -> None: ...
     async def accounting(self, slurm_ids: Iterable[str]) -> list[AccountingRow]: ...
 
 
@@ -114,6 +116,19 @@ class Scheduler:
         ids = sorted(set(slurm_ids))
         if ids:
             await self._run(["scancel", *ids])
+
+    async def requeue(self, slurm_ids: Iterable[str]) -> None:
+        """Run ended jobs again under the same ids, starting now (not after SLURM's delay)."""
+        ids = ",".join(sorted(set(slurm_ids)))
+        if ids:
+            (await self._run(["scontrol", "requeue", ids])).check()
+            for slurm_id in ids.split(","):
+                await self._run(["scontrol", "update", f"JobId={slurm_id}", "StartTime=now"])
+
+    async def set_dependency(self, slurm_ids: Iterable[str], dependency: str) -> None:
+        """Set the dependency of pending jobs again (after an upstream job was requeued)."""
+        for slurm_id in sorted(set(slurm_ids)):
+            await self._run(["scontrol", "update", f"JobId={slurm_id}", f"Dependency={dependency}"])
 
     async def queue(self) -> list[QueueRow]:
         """The user's jobs in the controller, finished ones included (one squeue call)."""

@@ -12,6 +12,7 @@ from .cluster import Call, Cluster, Condition
 from .connect import default_cluster
 from .job import Job, JobArray
 from .resources import ResourceError, Resources, resources_from_options
+from .retries import DEFAULT_RETRY_ON, check_retry_on
 
 __all__ = ["Task", "task"]
 
@@ -19,7 +20,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 Scope = Literal["map", "element"]
 ResourcesSpec = Resources | Callable[..., Resources]
-_TASK_OPTIONS = ("name", "scope", "chunk_size", "max_concurrent", "resources_variable")
+_TASK_OPTIONS = (
+    "name", "scope", "chunk_size", "max_concurrent", "resources_variable", "retries", "retry_on",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +37,8 @@ class _Settings:
     cluster: Cluster | None
     after: tuple[Job | JobArray, ...]
     condition: Condition
+    retries: int = 0
+    retry_on: frozenset[str] = DEFAULT_RETRY_ON
 
 
 def _check_settings(function: Callable[..., Any], settings: _Settings) -> None:
@@ -45,6 +50,10 @@ def _check_settings(function: Callable[..., Any], settings: _Settings) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ResourceError(f"{option}={value!r} must be a whole number of at least 1.")
+    retries = settings.retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ResourceError(f"retries={retries!r} must be a whole number of at least 0.")
+    check_retry_on(settings.retry_on)
     if settings.condition not in ("afterok", "afterany"):
         raise ResourceError(f'condition={settings.condition!r} must be "afterok" or "afterany".')
     if not (callable(settings.resources) or isinstance(settings.resources, Resources)):
@@ -96,6 +105,8 @@ class Task(Generic[P, R]):
     def with_options(self, **options: Any) -> Task[P, R]:
         """The same task with other resources or options for the next calls (per call)."""
         task_options = {k: options.pop(k) for k in list(options) if k in _TASK_OPTIONS}
+        if "retry_on" in task_options:
+            task_options["retry_on"] = check_retry_on(task_options["retry_on"])
         extra = self._settings.overrides.merged(resources_from_options(**options))
         return self._replace(overrides=extra, **task_options)
 
@@ -133,6 +144,8 @@ class Task(Generic[P, R]):
             resources_variable=self._settings.resources_variable,
             after=self._settings.after,
             condition=self._settings.condition,
+            retries=self._settings.retries,
+            retry_on=self._settings.retry_on,
         )
         return run.jobs[0]
 
@@ -183,6 +196,8 @@ class Task(Generic[P, R]):
                 resources_variable=settings.resources_variable,
                 after=settings.after,
                 condition=settings.condition,
+                retries=settings.retries,
+                retry_on=settings.retry_on,
             )
             runs.append(run)
             for index, job in zip(indices, run.jobs, strict=True):
@@ -205,6 +220,8 @@ def task(
     max_concurrent: int | None = None,
     resources_variable: str | None = None,
     cluster: Cluster | None = None,
+    retries: int = 0,
+    retry_on: Iterable[str] | str = DEFAULT_RETRY_ON,
     **resource_options: Any,
 ) -> Task[P, R]: ...
 @overload
@@ -219,6 +236,8 @@ def task(
     max_concurrent: int | None = None,
     resources_variable: str | None = None,
     cluster: Cluster | None = None,
+    retries: int = 0,
+    retry_on: Iterable[str] | str = DEFAULT_RETRY_ON,
     **resource_options: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(
@@ -232,6 +251,8 @@ def task(
     max_concurrent: int | None = None,
     resources_variable: str | None = None,
     cluster: Cluster | None = None,
+    retries: int = 0,
+    retry_on: Iterable[str] | str = DEFAULT_RETRY_ON,
     **resource_options: Any,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a task: ``@sm.task(cpus=2, memory="4G", time="00:10:00")``.
@@ -239,7 +260,9 @@ def task(
     Resource keywords: cpus, memory, gpus, time, partition, nodes, account, qos,
     constraint, extra. ``resources`` may also be an ``sm.Resources`` or a function of the
     call's arguments returning one (``scope="element"``: per item of a map, ``"map"``:
-    once per map, with each argument given as the list of its values).
+    once per map, with each argument given as the list of its values). ``retries=N``
+    runs a task again after a cluster failure in ``retry_on`` (NODE_FAIL and PREEMPTED by
+    default; add "TIMEOUT", "OUT_OF_MEMORY" or "exception" for Python errors).
     """
     overrides = resources_from_options(**resource_options)  # validated now, not at submit
 
@@ -255,6 +278,8 @@ def task(
             cluster=cluster,
             after=(),
             condition="afterok",
+            retries=retries,
+            retry_on=check_retry_on(retry_on),
         )
         return Task(fn, settings)
 

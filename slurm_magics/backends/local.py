@@ -102,13 +102,33 @@ class LocalScheduler:
 
     async def cancel(self, slurm_ids: Iterable[str]) -> None:
         self.counters["scancel"] += 1
+        for task in self._select(slurm_ids):
+            self._end(task, "CANCELLED", "0:15")
+        self._schedule()
+
+    async def requeue(self, slurm_ids: Iterable[str]) -> None:
+        self.counters["scontrol"] += 1
+        for task in self._select(slurm_ids):
+            if task.state in _ENDED:
+                task.state, task.reason, task.started, task.ended = "PENDING", "None", None, None
+        self._schedule()
+
+    async def set_dependency(self, slurm_ids: Iterable[str], dependency: str) -> None:
+        self.counters["scontrol"] += 1
+        for task in self._select(slurm_ids):
+            task.options = dataclasses.replace(task.options, dependency=dependency)
+        self._schedule()
+
+    def _select(self, slurm_ids: Iterable[str]) -> list[_Task]:
+        chosen = []
         for slurm_id in set(slurm_ids):
             array_text, _, task_text = slurm_id.partition("_")
-            for task in self._tasks.get(int(array_text), []):
-                if task_text and str(task.task_id) != task_text:
-                    continue
-                self._end(task, "CANCELLED", "0:15")
-        self._schedule()
+            chosen += [
+                t
+                for t in self._tasks.get(int(array_text), [])
+                if not task_text or str(t.task_id) == task_text
+            ]
+        return chosen
 
     async def queue(self) -> list[QueueRow]:
         self.counters["squeue"] += 1
