@@ -27,6 +27,8 @@ from typing import Any
 FORMAT_VERSION = 1
 OFFSET = struct.Struct("<Q")
 RESULT_REF = "result"  # persistent id ("result", run_dir, item): one job's value
+FILE_REF = "file"  # ("file", path, layout): data written once by FileValue / FileArray
+FILE_ITEM_REF = "file-item"  # ("file-item", (folder, layout), index): one element of it
 RESULTS_REF = "results"  # ("results", [(run_dir, count), ...], total): an array's values
 
 
@@ -57,7 +59,47 @@ class _ArgumentUnpickler(pickle.Unpickler):
             return _value_of(run_dir, number)
         if kind == RESULTS_REF:  # ("results", [(run_dir, count), ...], total)
             return [_value_of(folder, i) for folder, count in run_dir for i in range(count)]
+        if kind == FILE_REF:  # ("file", path, layout): a FileValue or a whole FileArray
+            return load_file(run_dir, number)
+        if kind == FILE_ITEM_REF:  # ("file-item", (folder, layout), index): one element
+            return load_file_item(run_dir[0], run_dir[1], number)
         raise pickle.UnpicklingError(f"unknown reference {pid!r}")
+
+
+_FILE_CACHE: dict[tuple[str, str], Any] = {}
+
+
+def load_file(path: str, layout: str) -> Any:
+    """Load data written once (cached: the tasks of a chunk share it).
+
+    Layouts: "pickle" (one object), "npy" (a numpy array, memory-mapped, read on demand),
+    "table" (a list stored as one pickle per element; loaded whole here).
+    """
+    key = (path, layout)
+    if key not in _FILE_CACHE:
+        if layout == "npy":
+            import numpy  # noqa: PLC0415  (only tasks given arrays need numpy)
+
+            _FILE_CACHE[key] = numpy.load(os.path.join(path, "data.npy"), mmap_mode="r")
+        elif layout == "table":
+            count = os.path.getsize(os.path.join(path, "items.idx")) // OFFSET.size - 1
+            _FILE_CACHE[key] = [load_file_item(path, layout, i) for i in range(count)]
+        else:
+            with open(path, "rb") as stream:
+                _FILE_CACHE[key] = pickle.load(stream)
+    return _FILE_CACHE[key]
+
+
+def load_file_item(folder: str, layout: str, index: int) -> Any:
+    """Load one element of a FileArray: a memory-mapped row, or one pickled element."""
+    if layout == "npy":
+        return load_file(folder, layout)[index]
+    with open(os.path.join(folder, "items.idx"), "rb") as stream:
+        stream.seek(index * OFFSET.size)
+        start, end = (OFFSET.unpack(stream.read(OFFSET.size))[0] for _ in range(2))
+    with open(os.path.join(folder, "items.bin"), "rb") as stream:
+        stream.seek(start)
+        return pickle.loads(stream.read(end - start))
 
 
 def read_item(run_dir: str, item: int) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from . import _runner
+from .data import FileArray, FileArrayItem, FileValue
 from .engine import engine
 from .environment import check_environment
 from .errors import ClusterError
@@ -219,6 +220,8 @@ class Cluster:
             raise dependency_error(None, repr(dependency), why)
 
     def _reference(self, upstream: list[Job | JobArray], obj: Any) -> Reference:
+        if isinstance(obj, FileValue | FileArray | FileArrayItem):
+            return ("ref", obj.reference())
         if not isinstance(obj, Job | JobArray):
             return None
         self._check_dependency(obj, "afterok")

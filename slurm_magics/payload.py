@@ -12,6 +12,7 @@ import json
 import operator
 import pickle
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -21,6 +22,9 @@ from . import _runner
 from .errors import SlurmMagicsError
 
 __all__ = ["ArgumentTable", "Reference", "dump_function", "dump_meta", "load_outcome"]
+
+#: Arguments bigger than this (pickled, per item) get a warning that points to FileValue.
+LARGE_ARGUMENT = 16 * 1024 * 1024
 
 #: What the reference callback returns for an object: None for "not a job", or
 #: ("ref", persistent id) for a job that has not finished, or ("value", v) for a done one.
@@ -53,6 +57,7 @@ class ArgumentTable:
         self._blob = io.BytesIO()
         self._pickler = _ArgumentPickler(self._blob, reference)
         self._offsets = [0]
+        self._warned = False
 
     def add(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
         """Append one item; raises what pickling raised (with the offending value named)."""
@@ -69,7 +74,16 @@ class ArgumentTable:
                 f"the arguments of item {len(self._offsets) - 1} cannot be pickled "
                 f"({type(error).__name__}: {error}); pass values that pickle, or a path to data."
             ) from error
+        size = self._blob.tell() - self._offsets[-1]
         self._offsets.append(self._blob.tell())
+        if size > LARGE_ARGUMENT and not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"the arguments of item {len(self._offsets) - 2} take {size / 1e6:.0f} MB pickled, "
+                "and every task gets its own copy: write big data once with "
+                "sm.FileValue.from_data(obj) or sm.FileArray.from_data(array) and pass that.",
+                stacklevel=5,
+            )
 
     def extend(self, items: Iterable[tuple[tuple[Any, ...], Mapping[str, Any]]]) -> None:
         """Append several items."""
