@@ -14,6 +14,7 @@ from typing import Any as _Any
 from ._version import __version__
 from .cluster import Cluster
 from .connect import connect
+from .data import FileArray, FileValue
 from .errors import (
     ClusterError,
     DependencyError,
@@ -34,6 +35,8 @@ __all__ = [
     "Cluster",
     "ClusterError",
     "DependencyError",
+    "FileArray",
+    "FileValue",
     "Job",
     "JobArray",
     "JobFailedError",
