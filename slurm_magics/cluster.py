@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import functools
 import hashlib
@@ -55,6 +56,7 @@ class Cluster:
         result_grace: float = 5.0,
         scheduler: SchedulerBackend | None = None,
         registry: Registry | None = None,
+        cancel_on_exit: bool = False,
     ) -> None:
         self.transport = transport
         self.scheduler: SchedulerBackend = scheduler or Scheduler(transport)
@@ -81,6 +83,8 @@ class Cluster:
         )
         engine.call(transport.make_dirs(self.sentinel_dir))
         self.poller.on_retry = self._record_retry
+        if cancel_on_exit:  # opt-in: by default jobs outlive the kernel
+            atexit.register(self._cancel_unfinished)
 
     async def _prepare(self, root: str | None) -> tuple[ClusterConfig, str, str]:
         config = await self.scheduler.show_config()
@@ -278,6 +282,11 @@ class Cluster:
             else:
                 ids.update(job.job_id for job in run_jobs)
         engine.call(self.scheduler.cancel(ids))
+
+    def _cancel_unfinished(self) -> None:
+        unfinished = [job for run in self.live_runs.values() for job in run.jobs if not job.done()]
+        if unfinished and not self._closed:
+            self.cancel_jobs(unfinished)
 
     def read_text(self, path: str, max_bytes: int) -> str:
         """The last ``max_bytes`` of a text file on the cluster ("" when missing)."""
