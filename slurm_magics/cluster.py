@@ -9,6 +9,7 @@ import hashlib
 import os
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -33,6 +34,10 @@ from .shipping import ship_local_modules
 from .transport import Transport
 
 __all__ = ["Cluster", "Condition"]
+
+# How many open Cluster objects use each transport (by id): the last one closes it.
+_transport_users: dict[int, int] = {}
+_users_lock = threading.Lock()
 
 Condition = Literal["afterok", "afterany"]
 Call = tuple[tuple[Any, ...], Mapping[str, Any]]
@@ -83,6 +88,8 @@ class Cluster:
         )
         engine.call(transport.make_dirs(self.sentinel_dir))
         self.poller.on_retry = self._record_retry
+        with _users_lock:
+            _transport_users[id(transport)] = _transport_users.get(id(transport), 0) + 1
         if cancel_on_exit:  # opt-in: by default jobs outlive the kernel
             atexit.register(self._cancel_unfinished)
 
@@ -293,11 +300,18 @@ class Cluster:
         return engine.call(self.transport.read_tail(path, max_bytes)).decode(errors="replace")
 
     def close(self) -> None:
-        """Stop polling and release the transport (jobs keep running on the cluster)."""
+        """Stop polling and release the transport (jobs keep running on the cluster).
+
+        A transport shared by several Cluster objects is closed by the last of them.
+        """
         if not self._closed:
             self._closed = True
             engine.call(self.poller.stop())
-            engine.call(self.transport.close())
+            with _users_lock:
+                _transport_users[id(self.transport)] -= 1
+                last = _transport_users[id(self.transport)] == 0
+            if last:
+                engine.call(self.transport.close())
 
 
 def _dependency_expression(upstream: Sequence[Job | JobArray], condition: Condition) -> str:

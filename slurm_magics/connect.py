@@ -12,9 +12,11 @@ from typing import Any, Literal
 
 from .backends import LocalScheduler
 from .cluster import Cluster
+from .engine import engine
 from .errors import ClusterError
 from .resources import resources_from_options
-from .transport import LocalTransport
+from .transport import LocalTransport, SSHTransport
+from .transport.ssh_connect import PathLike
 
 __all__ = ["connect", "default_cluster"]
 
@@ -34,21 +36,59 @@ def connect(
     python: str | None = None,
     setup: Sequence[str] = (),
     max_array_size: int | None = None,
+    known_hosts: PathLike | Sequence[PathLike] | None = None,
+    client_keys: Sequence[PathLike] | None = None,
+    ssh_config: PathLike | Sequence[PathLike] | None = None,
     **resources: Any,
 ) -> Cluster:
     """Connect to a cluster and make it the default for every task call.
 
-    ``connect()`` uses this machine's SLURM (a login node); ``connect("login.hpc.org",
-    user="me")`` reaches one over SSH; resource keywords (``partition="debug"``,
-    ``account=...``, ...) become the cluster's defaults. ``root`` is the folder for run
-    files (default ``~/.slurm_magics``), ``python`` the interpreter jobs run with, and
-    ``setup`` shell lines run before it (``module load ...``, activating an env).
+    ``connect()`` uses this machine's SLURM (a login node; without ``sbatch``, the local
+    backend, with a warning; ``backend="local"`` asks for it). ``connect("login.hpc.org",
+    user="me")`` reaches one over one SSH connection (asyncssh): ``host`` may be an alias of
+    ``~/.ssh/config`` (or of ``ssh_config=``), whose HostName, Port, User, IdentityFile,
+    ProxyJump and UserKnownHostsFile apply; keys come from ssh-agent, the usual files or
+    ``client_keys``; the host key must be in known_hosts (or ``known_hosts=``), else nothing
+    runs and the error shows its fingerprint and how to accept it. Resource keywords
+    (``partition="debug"``, ``account=...``, ...) become the cluster's defaults. ``root`` is
+    the folder for run files on the cluster (default ``~/.slurm_magics`` there), ``python``
+    the interpreter jobs run with (default: this one locally, ``python3`` over SSH), and
+    ``setup`` shell lines run before it (``module load ...``, activating an env). Connecting
+    checks that this Python, after the setup lines, has this notebook's major.minor and
+    cloudpickle, and says what to install where if not.
     """
     defaults = resources_from_options(**resources)
-    if host is not None or user is not None or port is not None:
+    if host is not None:
+        if backend == "local":
+            raise ClusterError(
+                f"backend='local' runs jobs on this machine, not on {host!r}: drop backend= "
+                "to use the cluster's SLURM over SSH, or drop the host."
+            )
+        transport = SSHTransport(
+            host,
+            user=user,
+            port=port,
+            known_hosts=known_hosts,
+            client_keys=client_keys,
+            ssh_config=ssh_config,
+        )
+        if root is not None and (root == "~" or root.startswith("~/")):
+            root = engine.call(transport.home()) + root[1:]  # "~" means the cluster's home
+        cluster = Cluster(
+            transport,
+            defaults=defaults,
+            root=root,
+            python=python or "python3",
+            setup=setup,
+            max_array_size=max_array_size,
+        )
+        set_default(cluster)
+        return cluster
+    ssh_only = (user, port, known_hosts, client_keys, ssh_config)
+    if any(option is not None for option in ssh_only):
         raise ClusterError(
-            f"connecting to {host!r} over SSH is not available in this version yet; run the "
-            "notebook on the cluster's login node and call sm.connect() there."
+            "user=, port=, known_hosts=, client_keys= and ssh_config= are for SSH: pass the "
+            "host too, e.g. sm.connect('login.hpc.org', user='me')."
         )
     if backend not in (None, "slurm", "local"):
         raise ClusterError(f'backend={backend!r} must be "slurm" or "local".')
@@ -72,7 +112,7 @@ def connect(
         LocalTransport(),
         scheduler=scheduler,
         defaults=defaults,
-        root=root or os.environ.get("SLURM_MAGICS_ROOT"),
+        root=os.path.expanduser(root) if root else os.environ.get("SLURM_MAGICS_ROOT"),
         python=python,
         setup=setup,
         max_array_size=max_array_size,

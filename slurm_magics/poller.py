@@ -119,6 +119,9 @@ class Poller:
             queue_due = now >= self._next_queue
             try:
                 changed = await self.tick(queue_due=queue_due)
+            except ClusterError as error:  # the cluster is unreachable for now
+                log.warning("polling %s failed (%s); retrying", self.transport.description, error)
+                changed = False
             except Exception:  # never let one bad tick stop the poller
                 log.exception("slurm_magics poller tick failed; retrying")
                 changed = False

@@ -133,8 +133,13 @@ class Task(Generic[P, R]):
     def _cluster(self) -> Cluster:
         return self._settings.cluster or default_cluster()
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Job:
-        """Submit one call now; returns its Job (await it or call ``.result()``)."""
+    def __call__(self, *args: Any, **kwargs: Any) -> Job:
+        """Submit one call now; returns its Job (await it or call ``.result()``).
+
+        Any argument may be a Job or JobArray (also inside lists, tuples and dicts): the
+        call then waits for it (afterok) and receives its result; so arguments are typed
+        ``Any`` rather than the function's own parameter types.
+        """
         resources = self._resources_of(*args, **kwargs)
         run = self._cluster().submit_calls(
             self.function,

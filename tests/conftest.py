@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import slurm_magics as sm
-from slurm_magics.transport import LocalTransport
+from slurm_magics.devcluster import load_info
+from slurm_magics.transport import LocalTransport, SSHTransport, Transport
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # One registry per test run, shared with the processes the tests start.
+    folder = tempfile.mkdtemp(prefix="slurm-magics-registry-")
+    os.environ.setdefault("SLURM_MAGICS_REGISTRY", f"{folder}/registry.db")
 
 
 def _require_cluster() -> None:
@@ -30,19 +41,56 @@ def cluster_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("slurm_magics_root")
 
 
-@pytest.fixture(scope="session")
-def cluster(cluster_root: Path) -> Iterator[sm.Cluster]:
-    """The dev cluster, connected once for the session and made the default."""
+def _ssh_options() -> dict[str, Any]:
+    """How to reach the dev cluster's own sshd: root@127.0.0.1:PORT, its key, its known_hosts."""
+    ssh = load_info().ssh
+    return {
+        "host": ssh.host,
+        "user": ssh.user,
+        "port": ssh.port,
+        "known_hosts": ssh.known_hosts_path,
+        "client_keys": [ssh.key_path],
+    }
+
+
+def _transports() -> list[str]:
+    # Every test of the `cluster` fixture runs locally and over SSH; a subset can be chosen
+    # with SLURM_MAGICS_TEST_TRANSPORTS=local (or =ssh).
+    chosen = os.environ.get("SLURM_MAGICS_TEST_TRANSPORTS", "local,ssh")
+    return [name.strip() for name in chosen.split(",") if name.strip()]
+
+
+@pytest.fixture(scope="session", params=_transports())
+def cluster(request: pytest.FixtureRequest, cluster_root: Path) -> Iterator[sm.Cluster]:
+    """The dev cluster, connected once per transport for the session and made the default.
+
+    "local" runs SLURM's commands here; "ssh" reaches the same cluster through the dev
+    cluster's sshd on loopback (same files, so tests may look at them directly).
+    """
     _require_cluster()
-    connected = sm.connect(root=str(cluster_root), partition="debug")
+    if request.param == "ssh":
+        options = _ssh_options()
+        connected = sm.connect(
+            options.pop("host"),
+            **options,
+            python=sys.executable,
+            root=str(cluster_root),
+            partition="debug",
+        )
+    else:
+        connected = sm.connect(root=str(cluster_root), partition="debug")
     yield connected
     connected.close()
 
 
 @pytest.fixture
 def fresh_cluster(cluster_root: Path, cluster: sm.Cluster) -> Iterator[sm.Cluster]:
-    """A separate Cluster object (own poller, own counters), not the default."""
-    other = sm.Cluster(LocalTransport(), root=str(cluster_root))
+    """A separate Cluster object (own poller, own counters, own connection), not the default."""
+    transport: Transport = LocalTransport()
+    if isinstance(cluster.transport, SSHTransport):
+        options = _ssh_options()
+        transport = SSHTransport(options.pop("host"), **options)
+    other = sm.Cluster(transport, root=str(cluster_root), python=cluster.python)
     yield other
     other.close()
 

@@ -2,5 +2,16 @@
 
 from .base import CommandError, CommandResult, Transport
 from .local import LocalTransport
+from .ssh import ConnectionLostError, HostKeyError, SSHError, SSHLoginError, SSHTransport
 
-__all__ = ["CommandError", "CommandResult", "LocalTransport", "Transport"]
+__all__ = [
+    "CommandError",
+    "CommandResult",
+    "ConnectionLostError",
+    "HostKeyError",
+    "LocalTransport",
+    "SSHError",
+    "SSHLoginError",
+    "SSHTransport",
+    "Transport",
+]
