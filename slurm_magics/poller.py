@@ -35,6 +35,7 @@ MAX_INTERVAL = 10.0  # ... and at most, when nothing changes (also capped by Min
 BACKOFF = 1.5
 STDERR_TAIL = 4096
 NEVER_SATISFIED = "DependencyNeverSatisfied"
+REQUEUE_SETTLE = 3.0  # seconds between seeing a failed attempt ended and requeuing it
 
 # Pending reasons of tasks that will not start by themselves any moment.
 _NOT_STARTING_SOON = ("Dependency", "Held", "BeginTime", "Limit")
@@ -74,6 +75,7 @@ class Poller:
         # then results may land any moment and the sentinel listing runs fast.
         self._hot = False
         self._requeue: dict[Key, BaseException] = {}  # elements to run again, and why
+        self._ended_seen: dict[Key, float] = {}  # when an element to requeue was seen ended
         self._rearmed: dict[str, float] = {}  # runs whose dependency was set again, until when
         #: called as on_retry(run, element, attempt, error) for each new attempt
         self.on_retry: Callable[[Run, int, int, BaseException], None] | None = None
@@ -142,7 +144,6 @@ class Poller:
         """One poll: the sentinel listing, then (when due) one squeue. True if anything moved."""
         self.ticks += 1
         changed = await self._collect_results()
-        changed |= await self._flush_requeues()
         if not queue_due:
             return changed
         try:
@@ -151,41 +152,65 @@ class Poller:
             log.warning("squeue failed (%s); keeping every job as it is until the next tick", error)
             return changed
         ended, absent, never = self._apply_queue(rows)
+        # An element to run again is requeued once SLURM has ended its attempt (a result
+        # can land before the process exits); until then, and in this tick's rows, its
+        # old end is not an end.
+        now = time.monotonic()
+        for key in self._requeue:
+            if key in ended or key in absent:
+                self._ended_seen.setdefault(key, now)
+        # SLURM may still be cleaning up an attempt it already reports as ended; a requeue
+        # then can kill the new attempt at launch. Give it a moment.
+        ready = {k for k in self._requeue if now - self._ended_seen.get(k, now) >= REQUEUE_SETTLE}
+        ended = {key: row for key, row in ended.items() if key not in self._requeue}
+        absent = [key for key in absent if key not in self._requeue]
         if ended or absent:
             changed |= await self._collect_results()  # a result may have landed meanwhile
         changed |= await self._settle_ended(ended)
         changed |= await self._settle_absent(absent)
-        changed |= await self._flush_requeues()
+        changed |= await self._flush_requeues(ready)
         now = time.monotonic()
         # A run re-armed after its upstream was requeued still shows the old verdict in
         # this tick's squeue output; only a later one tells.
-        never = [key for key in never if self._rearmed.get(key[0], 0.0) < now]
+        # ... and runs waiting on an element about to run again are not lost either.
+        retrying = {dep.run_id for key in self._requeue for dep in self._runs[key[0]].dependents}
+        never = [k for k in never if self._rearmed.get(k[0], 0.0) < now and k[0] not in retrying]
         if never:
             await self._fail_never_satisfied(never)
             changed = True
         return changed
 
-    async def _flush_requeues(self) -> bool:
+    async def _flush_requeues(self, ready: set[Key]) -> bool:
         """Run failed elements again (retries=...) and re-arm the runs waiting on them."""
-        if not self._requeue:
+        chosen = {key: self._requeue.pop(key) for key in ready}
+        for key in chosen:
+            self._ended_seen.pop(key, None)
+        if not chosen:
             return False
-        chosen, self._requeue = self._requeue, {}
+        for run_id, element in chosen:
+            run = self._runs[run_id]
+            first = element * run.chunk_size
+            last = min(first + run.chunk_size, run.n_items)
+            # The failed attempt's outcome must not be taken for the new one's.
+            await self.transport.remove_files(
+                [f"{run.run_dir}/results/{item}.pkl" for item in range(first, last)]
+            )
+        try:
+            await self.scheduler.requeue(self._runs[k[0]].slurm_id_of(k[1]) for k in chosen)
+        except ClusterError as problem:  # e.g. SLURM still finishing the attempt: next tick
+            log.warning("requeue failed (%s); trying again", problem)
+            self._requeue.update(chosen)
+            return False
         for (run_id, element), error in chosen.items():
             run = self._runs[run_id]
             attempt = run.attempts[element] = run.attempts.get(element, 0) + 1
             self._missing_since.pop((run_id, element), None)
-            first = element * run.chunk_size
-            last = min(first + run.chunk_size, run.n_items)
-            await self.transport.remove_files(
-                [f"{run.run_dir}/results/{item}.pkl" for item in range(first, last)]
-            )
             log.warning(
                 "%s failed (%s); running it again (retry %d of %d)",
                 run.slurm_id_of(element), type(error).__name__, attempt, run.retries,
             )  # fmt: skip
             if self.on_retry is not None:
                 self.on_retry(run, element, attempt, error)
-        await self.scheduler.requeue(self._runs[k[0]].slurm_id_of(k[1]) for k in chosen)
         until = time.monotonic() + 3 * self.max_interval
         for run_id in {k[0] for k in chosen}:
             for waiting in self._runs[run_id].dependents:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import slurm_magics as sm
+from slurm_magics.backends import LocalScheduler
 from slurm_magics.devcluster import load_info
 from slurm_magics.transport import LocalTransport, SSHTransport, Transport
 
@@ -54,10 +55,34 @@ def _ssh_options() -> dict[str, Any]:
 
 
 def _transports() -> list[str]:
-    # Every test of the `cluster` fixture runs locally and over SSH; a subset can be chosen
-    # with SLURM_MAGICS_TEST_TRANSPORTS=local (or =ssh).
-    chosen = os.environ.get("SLURM_MAGICS_TEST_TRANSPORTS", "local,ssh")
+    # Every test of the `cluster` fixture runs on SLURM locally ("local"), on SLURM over SSH
+    # ("ssh") and on the local backend without SLURM ("backend"), so the three cannot
+    # drift; a subset can be chosen with SLURM_MAGICS_TEST_TRANSPORTS=local,ssh (say).
+    chosen = os.environ.get("SLURM_MAGICS_TEST_TRANSPORTS", "local,ssh,backend")
     return [name.strip() for name in chosen.split(",") if name.strip()]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Tests of what only SLURM itself does (memory enforcement, its own scancel) do not
+    # exist for the local backend: deselected (and counted as such), never skipped.
+    dropped = [
+        item
+        for item in items
+        if item.get_closest_marker("slurm_only")
+        and getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("cluster") == "backend"
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
+def sibling(cluster: sm.Cluster, **options: Any) -> sm.Cluster:
+    """Another Cluster object of the same kind (own poller and counters), not the default."""
+    if isinstance(cluster.scheduler, LocalScheduler):
+        options.setdefault("scheduler", LocalScheduler())
+    options.setdefault("python", cluster.python)
+    return sm.Cluster(cluster.transport, root=cluster.root, **options)
 
 
 @pytest.fixture(scope="session", params=_transports())
@@ -77,6 +102,8 @@ def cluster(request: pytest.FixtureRequest, cluster_root: Path) -> Iterator[sm.C
             root=str(cluster_root),
             partition="debug",
         )
+    elif request.param == "backend":
+        connected = sm.connect(backend="local", root=str(cluster_root))
     else:
         connected = sm.connect(root=str(cluster_root), partition="debug")
     yield connected

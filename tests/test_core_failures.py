@@ -12,7 +12,7 @@ import pytest
 
 import slurm_magics as sm
 
-from .conftest import squeue_ids
+from .conftest import sibling, squeue_ids
 
 pytestmark = pytest.mark.cluster
 
@@ -90,6 +90,7 @@ def test_already_failed_dependency_raises_at_once_and_submits_nothing(
     assert cluster.counters["sbatch"] == before
 
 
+@pytest.mark.slurm_only  # the local backend does not enforce memory
 def test_out_of_memory(cluster: sm.Cluster) -> None:
     def hog() -> int:
         block = bytearray(400 * 1024 * 1024)
@@ -115,6 +116,7 @@ def test_timeout(cluster: sm.Cluster) -> None:
     assert "time limit" in str(caught.value)
 
 
+@pytest.mark.slurm_only  # scancel by hand exists only for SLURM's jobs
 def test_scancel_from_outside_is_a_cancelled_failure(cluster: sm.Cluster) -> None:
     job = cluster.submit(sleep_then, 300)
     deadline = time.monotonic() + 60
@@ -177,6 +179,6 @@ def test_missing_cloudpickle_on_the_cluster_is_a_clear_error(
     before = cluster.counters.get("sbatch", 0)
     # Checked when connecting: a clear error saying what to install where, nothing submitted.
     with pytest.raises(sm.ClusterError, match="cloudpickle is not importable") as caught:
-        sm.Cluster(cluster.transport, root=cluster.root, python=f"{bare}/bin/python")
+        sibling(cluster, python=f"{bare}/bin/python")
     assert "pip install cloudpickle==" in str(caught.value)
     assert cluster.counters.get("sbatch", 0) == before

@@ -9,6 +9,8 @@ import pytest
 
 import slurm_magics as sm
 
+from .conftest import sibling
+
 pytestmark = pytest.mark.cluster
 
 
@@ -103,8 +105,7 @@ def test_progress_bar_outside_notebooks(
 
 
 def test_idle_scheduler_calls_do_not_grow_with_tracked_jobs(cluster: sm.Cluster) -> None:
-    one = sm.Cluster(cluster.transport, root=cluster.root)
-    many = sm.Cluster(cluster.transport, root=cluster.root)
+    one, many = sibling(cluster), sibling(cluster)
     held = sm.task(lambda x: x, memory="100M", extra={"hold": True})
     try:
         single = held.on(one)(0)

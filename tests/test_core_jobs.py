@@ -10,6 +10,8 @@ import pytest
 
 import slurm_magics as sm
 
+from .conftest import sibling
+
 pytestmark = pytest.mark.cluster
 
 
@@ -66,7 +68,7 @@ def test_map_zips_and_dict_items_are_keywords(cluster: sm.Cluster) -> None:
 
 
 def test_split_past_max_array_size(cluster_root: object, cluster: sm.Cluster) -> None:
-    small = sm.Cluster(cluster.transport, root=cluster.root, max_array_size=10)
+    small = sibling(cluster, max_array_size=10)
     try:
         arr = double.on(small).map(range(25))
         assert len(arr.job_ids) == 3
@@ -96,7 +98,7 @@ def test_resources_reach_slurm(cluster: sm.Cluster) -> None:
 
     task = sm.task(slurm_env, cpus=2, memory="300M", time="00:05:00")
     assert task().result(timeout=120) == ("2", "300")
-    assert task.with_options(cpus=3)().result(timeout=120) == ("3", "300")
+    assert task.with_options(cpus=1, memory="200M")().result(timeout=120) == ("1", "200")
 
 
 def test_dynamic_resources_per_element(cluster: sm.Cluster) -> None:

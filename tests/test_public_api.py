@@ -5,7 +5,8 @@ from __future__ import annotations
 import slurm_magics as sm
 
 EXPECTED = {
-    "Cluster", "ClusterError", "DependencyError", "FileArray", "FileValue", "Job", "JobArray", "JobFailedError",
+    "Cluster", "ClusterError", "DependencyError", "FileArray", "FileValue", "Job", "JobArray",
+    "JobFailedError",
     "JobState", "RemoteTraceback", "ResourceError", "Resources", "SlurmExecutor",
     "SlurmMagicsError", "SubmissionError", "Task", "__version__", "as_completed", "cleanup",
     "connect", "gather", "jobs", "task",
