@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
 
 __all__ = [
     "SACCT_FORMAT",
@@ -90,40 +91,28 @@ def parse_job_id(text: str) -> tuple[str, tuple[int, ...] | None] | None:
     return job_id, (expand_task_ids(tasks) if tasks is not None else None)
 
 
+def _job_lines(output: str) -> Iterator[tuple[str, tuple[int, ...] | None, list[str]]]:
+    """(job id, task ids, the other fields) of each "|"-separated line of five fields."""
+    for line in output.splitlines():
+        fields = [field.strip() for field in line.strip().split("|")]
+        parsed = parse_job_id(fields[0]) if len(fields) == 5 else None
+        if parsed is not None:
+            yield parsed[0], parsed[1], fields[1:]
+
+
 def parse_squeue(output: str) -> list[QueueRow]:
     """Parse `squeue --noheader -o SQUEUE_FORMAT` output."""
-    rows: list[QueueRow] = []
-    for line in output.splitlines():
-        fields = line.strip().split("|")
-        if len(fields) != 5:
-            continue
-        parsed = parse_job_id(fields[0])
-        if parsed is None:
-            continue
-        # The array's id comes from %i ("129_1"): %A is each task's own job id ("138"),
-        # except for the last task and a pending range, which keep the array's id.
-        array_job_id, task_ids = parsed
-        rows.append(
-            QueueRow(
-                array_job_id, task_ids, fields[2].strip(), fields[3].strip(), fields[4].strip()
-            )
-        )
-    return rows
+    # The array's id comes from %i ("129_1"): %A is each task's own job id ("138"),
+    # except for the last task and a pending range, which keep the array's id.
+    return [
+        QueueRow(job_id, tasks, state, reason, nodes)
+        for job_id, tasks, (_, state, reason, nodes) in _job_lines(output)
+    ]
 
 
 def parse_sacct(output: str) -> list[AccountingRow]:
     """Parse `sacct -X -n -P --format=SACCT_FORMAT` output."""
-    rows: list[AccountingRow] = []
-    for line in output.splitlines():
-        fields = line.strip().split("|")
-        if len(fields) != 5:
-            continue
-        parsed = parse_job_id(fields[0])
-        if parsed is None:
-            continue
-        job_id, task_ids = parsed
-        rows.append(AccountingRow(job_id, task_ids, *(f.strip() for f in fields[1:])))
-    return rows
+    return [AccountingRow(job_id, tasks, *rest) for job_id, tasks, rest in _job_lines(output)]
 
 
 def parse_sbatch_parsable(output: str) -> str:
