@@ -20,7 +20,7 @@ from .job import Job, Run
 from .outcomes import dependency_error, error_from_outcome, failure_without_result
 from .parsing import ClusterConfig, QueueRow
 from .payload import load_outcome
-from .retries import wants_retry
+from .retries import run_again, wants_retry
 from .scheduler import SchedulerBackend
 from .states import JobState, normalise_state, state_from_stderr
 from .transport import Transport
@@ -187,37 +187,17 @@ class Poller:
             self._ended_seen.pop(key, None)
         if not chosen:
             return False
-        for run_id, element in chosen:
-            run = self._runs[run_id]
-            first = element * run.chunk_size
-            last = min(first + run.chunk_size, run.n_items)
-            # The failed attempt's outcome must not be taken for the new one's.
-            await self.transport.remove_files(
-                [f"{run.run_dir}/results/{item}.pkl" for item in range(first, last)]
-            )
+        elements = {(self._runs[run_id], element): e for (run_id, element), e in chosen.items()}
         try:
-            await self.scheduler.requeue(self._runs[k[0]].slurm_id_of(k[1]) for k in chosen)
+            rearmed = await run_again(self.scheduler, self.transport, elements, self.on_retry)
         except ClusterError as problem:  # e.g. SLURM still finishing the attempt: next tick
             log.warning("requeue failed (%s); trying again", problem)
             self._requeue.update(chosen)
             return False
-        for (run_id, element), error in chosen.items():
-            run = self._runs[run_id]
-            attempt = run.attempts[element] = run.attempts.get(element, 0) + 1
-            self._missing_since.pop((run_id, element), None)
-            log.warning(
-                "%s failed (%s); running it again (retry %d of %d)",
-                run.slurm_id_of(element), type(error).__name__, attempt, run.retries,
-            )  # fmt: skip
-            if self.on_retry is not None:
-                self.on_retry(run, element, attempt, error)
+        for key in chosen:
+            self._missing_since.pop(key, None)
         until = time.monotonic() + 3 * self.max_interval
-        for run_id in {k[0] for k in chosen}:
-            for waiting in self._runs[run_id].dependents:
-                if waiting.dependency and not all(job.done() for job in waiting.jobs):
-                    ids = [part.slurm_id for part in waiting.slices]
-                    await self.scheduler.set_dependency(ids, waiting.dependency)
-                    self._rearmed[waiting.run_id] = until
+        self._rearmed.update((run.run_id, until) for run in rearmed)
         self._hot = True
         return True
 
@@ -301,20 +281,18 @@ class Poller:
         return "\n".join(lines[-30:])
 
     # -- squeue -------------------------------------------------------------------------------
+    def _keys_of(self, slurm_id: str, task_ids: tuple[int, ...] | None) -> list[Key]:
+        """The (run, element) keys a scheduler row stands for ([] for jobs not tracked)."""
+        run = self._slices.get(slurm_id)
+        if run is None:
+            return []
+        part = next(p for p in run.slices if p.slurm_id == slurm_id)
+        return [(run.run_id, part.first_element + task) for task in task_ids or (0,)]
+
     def _apply_queue(
         self, rows: list[QueueRow]
     ) -> tuple[dict[Key, QueueRow], list[Key], list[Key]]:
-        seen: dict[Key, QueueRow] = {}
-        for row in rows:
-            run = self._slices.get(row.array_job_id)
-            if run is None:
-                continue
-            part = next(p for p in run.slices if p.slurm_id == row.array_job_id)
-            if row.task_ids is None:
-                seen[(run.run_id, part.first_element)] = row
-            else:
-                for task in row.task_ids:
-                    seen[(run.run_id, part.first_element + task)] = row
+        seen = {key: row for row in rows for key in self._keys_of(row.array_job_id, row.task_ids)}
         ended: dict[Key, QueueRow] = {}
         absent: list[Key] = []
         never: list[Key] = []
@@ -402,12 +380,8 @@ class Poller:
             slurm_ids = {part.slurm_id for k in keys for part in self._runs[k[0]].slices}
             try:
                 for row in await self.scheduler.accounting(slurm_ids):
-                    run = self._slices.get(row.array_job_id)
-                    if run is None:
-                        continue
-                    part = next(p for p in run.slices if p.slurm_id == row.array_job_id)
-                    for task in row.task_ids or (0,):
-                        rows[(run.run_id, part.first_element + task)] = (row.state, row.exit_code)
+                    for key in self._keys_of(row.array_job_id, row.task_ids):
+                        rows[key] = (row.state, row.exit_code)
             except ClusterError as error:
                 log.warning("sacct failed (%s); trying again later", error)
                 return False

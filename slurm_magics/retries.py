@@ -8,14 +8,26 @@ again so that they wait for the new attempt.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable, Mapping
 
 from .errors import DependencyError, JobFailedError
 from .job import Run
 from .resources import ResourceError
+from .scheduler import SchedulerBackend
 from .states import JobState
+from .transport import Transport
 
-__all__ = ["DEFAULT_RETRY_ON", "RETRY_KINDS", "check_retry_on", "failure_kind", "wants_retry"]
+__all__ = [
+    "DEFAULT_RETRY_ON",
+    "RETRY_KINDS",
+    "check_retry_on",
+    "failure_kind",
+    "run_again",
+    "wants_retry",
+]
+
+log = logging.getLogger(__name__)
 
 #: what may be retried: ended states without a result, or "exception" (a Python error)
 RETRY_KINDS = frozenset(
@@ -53,3 +65,34 @@ def wants_retry(run: Run, element: int, error: BaseException) -> bool:
     if kind is None or kind not in run.retry_on:
         return False
     return run.attempts.get(element, 0) < run.retries
+
+
+async def run_again(
+    scheduler: SchedulerBackend,
+    transport: Transport,
+    elements: Mapping[tuple[Run, int], BaseException],
+    on_retry: Callable[[Run, int, int, BaseException], None] | None = None,
+) -> list[Run]:
+    """Requeue failed elements (raises ClusterError if SLURM refuses); return re-armed runs."""
+    for run, element in elements:
+        first = element * run.chunk_size
+        last = min(first + run.chunk_size, run.n_items)
+        # The failed attempt's outcome must not be taken for the new one's.
+        await transport.remove_files([f"{run.run_dir}/results/{i}.pkl" for i in range(first, last)])
+    await scheduler.requeue(run.slurm_id_of(element) for run, element in elements)
+    for (run, element), error in elements.items():
+        attempt = run.attempts[element] = run.attempts.get(element, 0) + 1
+        log.warning(
+            "%s failed (%s); running it again (retry %d of %d)",
+            run.slurm_id_of(element), type(error).__name__, attempt, run.retries,
+        )  # fmt: skip
+        if on_retry is not None:
+            on_retry(run, element, attempt, error)
+    rearmed: list[Run] = []
+    for run in {run for run, _ in elements}:
+        for waiting in run.dependents:
+            if waiting.dependency and not all(job.done() for job in waiting.jobs):
+                ids = [part.slurm_id for part in waiting.slices]
+                await scheduler.set_dependency(ids, waiting.dependency)
+                rearmed.append(waiting)
+    return rearmed
