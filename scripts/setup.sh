@@ -11,6 +11,7 @@ fi
 missing=()
 command -v node >/dev/null || missing+=(nodejs npm)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # the JupyterLab browser test
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
@@ -19,4 +20,6 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
+# playwright-core for the browser test (drives Debian's chromium; downloads no browser)
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 .venv/bin/slurm-magics devcluster up

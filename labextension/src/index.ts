@@ -3,52 +3,76 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { listIcon } from '@jupyterlab/ui-components';
-import { Widget } from '@lumino/widgets';
+import { Dialog, showDialog } from '@jupyterlab/apputils';
+import { IStatusBar } from '@jupyterlab/statusbar';
 
-/**
- * The id of the sidebar panel; the layout restorer and UI tests find it by this id.
- */
-export const PANEL_ID = 'slurm-magics-panel';
+import { SlurmAPI } from './api';
+import { JobsModel } from './jobs';
+import { PANEL_ID, SlurmPanel } from './panel';
+import { SlurmStatus } from './status';
 
-/**
- * The left-sidebar panel. For now it only says where its content will come from.
- */
-export class SlurmPanel extends Widget {
-  constructor() {
-    super();
-    this.id = PANEL_ID;
-    this.addClass('jp-SlurmPanel');
-    this.title.label = 'SLURM';
-    this.title.caption = 'SLURM jobs';
-    this.title.icon = listIcon;
+export { PANEL_ID, SlurmPanel } from './panel';
 
-    const heading = document.createElement('h2');
-    heading.className = 'jp-SlurmPanel-title';
-    heading.textContent = 'SLURM';
+const OPEN_COMMAND = 'slurm-magics:open';
 
-    const placeholder = document.createElement('p');
-    placeholder.className = 'jp-SlurmPanel-placeholder';
-    placeholder.textContent =
-      'The job list comes from the slurm-magics server extension.';
-
-    this.node.append(heading, placeholder);
-  }
+async function confirm(
+  title: string,
+  body: string,
+  accept: string
+): Promise<boolean> {
+  const result = await showDialog({
+    title,
+    body,
+    buttons: [
+      Dialog.cancelButton({ label: 'Keep it' }),
+      Dialog.warnButton({ label: accept })
+    ]
+  });
+  return result.button.accept;
 }
 
 /**
- * Adds the SLURM panel to the left sidebar.
+ * The SLURM sidebar (left), backed by the slurm-magics server extension, and a
+ * status-bar item with the user's running and pending task counts.
  */
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'slurm-magics:plugin',
   description: 'A left-sidebar panel for the SLURM jobs of slurm-magics.',
   autoStart: true,
-  optional: [ILayoutRestorer],
-  activate: (app: JupyterFrontEnd, restorer: ILayoutRestorer | null) => {
-    const panel = new SlurmPanel();
+  optional: [ILayoutRestorer, IStatusBar],
+  activate: (
+    app: JupyterFrontEnd,
+    restorer: ILayoutRestorer | null,
+    statusBar: IStatusBar | null
+  ) => {
+    const model = new JobsModel(
+      new SlurmAPI(app.serviceManager.serverSettings)
+    );
+    const panel = new SlurmPanel({
+      model,
+      confirm,
+      openNotebook: path =>
+        void app.commands.execute('docmanager:open', { path })
+    });
     app.shell.add(panel, 'left', { rank: 900 });
     // Reopens the panel after a page reload if it was open before.
     restorer?.add(panel, PANEL_ID);
+    app.commands.addCommand(OPEN_COMMAND, {
+      label: 'Show SLURM jobs',
+      execute: () => app.shell.activateById(PANEL_ID)
+    });
+    if (statusBar) {
+      statusBar.registerStatusItem('slurm-magics:status', {
+        item: new SlurmStatus(
+          model,
+          () => void app.commands.execute(OPEN_COMMAND)
+        ),
+        align: 'left',
+        rank: 50
+      });
+    }
+    // The status bar needs the counts even while the panel is closed (slowly, then).
+    model.start();
   }
 };
 
