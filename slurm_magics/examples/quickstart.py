@@ -1,6 +1,6 @@
 """A first run: one function as a job, then a 100-element array, on the default cluster.
 
-    python -m slurm_magics.examples.quickstart [--partition debug]
+python -m slurm_magics.examples.quickstart [--partition debug]
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def square(x: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--partition", default=None, help="SLURM partition (default: the cluster's)")
+    parser.add_argument(
+        "--partition", default=None, help="SLURM partition (default: the cluster's)"
+    )
     parser.add_argument("--tasks", type=int, default=100, help="array size (default 100)")
     options = parser.parse_args(argv)
     started = time.monotonic()
