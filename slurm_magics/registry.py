@@ -240,9 +240,15 @@ class Registry:
             row = self._db.execute(
                 "SELECT run_id FROM slices WHERE cluster = ? AND slurm_id = ?", (cluster, slurm_id)
             ).fetchone()
-        if row is None:
-            return None
-        return next(iter(r for r in self.runs(cluster=cluster) if r.run_id == row[0]), None)
+        return None if row is None else self.run(row[0])
+
+    def run(self, run_id: str) -> RunRecord | None:
+        """One run by its id."""
+        self.flush()
+        with self._lock:
+            query = f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?"  # noqa: S608
+            row = self._db.execute(query, (run_id,)).fetchone()  # fixed columns, value bound
+        return None if row is None else _run_record(row)
 
     def jobs_of(self, run_id: str) -> list[JobRecord]:
         """The items of a run, in order."""
