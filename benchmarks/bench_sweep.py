@@ -76,8 +76,9 @@ class Bench:
     def cleanup(self) -> None:
         """scancel everything this run submitted (by job name), then remove its files."""
         for name in sorted(self.names):  # scancel takes one --name at a time
-            subprocess.run(["scancel", "-u", self.user, f"--name={name}"], capture_output=True,
-                           check=False)
+            subprocess.run(
+                ["scancel", "-u", self.user, f"--name={name}"], capture_output=True, check=False
+            )
         try:
             self.cluster.close()
         finally:
@@ -99,20 +100,42 @@ class Bench:
         logs.mkdir(exist_ok=True)
         command = f"{shlex.quote(sys.executable)} -c 'import cloudpickle'"
         start = time.perf_counter()
-        job_id = sh(["sbatch", "--parsable", f"--array=0-{n - 1}", f"--mem={MEMORY}",
-                     f"--time={TIME_MIN}", f"--job-name={self.name('floor')}",
-                     f"--output={logs}/%A_%a.out", "--wrap", command]).strip().split(";")[0]
+        job_id = (
+            sh(
+                [
+                    "sbatch",
+                    "--parsable",
+                    f"--array=0-{n - 1}",
+                    f"--mem={MEMORY}",
+                    f"--time={TIME_MIN}",
+                    f"--job-name={self.name('floor')}",
+                    f"--output={logs}/%A_%a.out",
+                    "--wrap",
+                    command,
+                ]
+            )
+            .strip()
+            .split(";")[0]
+        )
         while True:
-            probe = subprocess.run(["squeue", "-h", "-j", job_id, "-t", ACTIVE, "-o", "%i"],
-                                   capture_output=True, text=True, check=False)
+            probe = subprocess.run(
+                ["squeue", "-h", "-j", job_id, "-t", ACTIVE, "-o", "%i"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if probe.returncode == 0 and not probe.stdout.strip():
                 return time.perf_counter() - start
             time.sleep(0.1)
 
     def submitit(self, n: int) -> float:
         executor = submitit.AutoExecutor(folder=self.tmp / "submitit" / "%j", cluster="slurm")
-        executor.update_parameters(slurm_mem=MEMORY, timeout_min=TIME_MIN,
-                                   name=self.name("submitit"), slurm_array_parallelism=n)
+        executor.update_parameters(
+            slurm_mem=MEMORY,
+            timeout_min=TIME_MIN,
+            name=self.name("submitit"),
+            slurm_array_parallelism=n,
+        )
         start = time.perf_counter()
         jobs = executor.map_array(stamp, range(n))
         for job in jobs:
@@ -132,6 +155,7 @@ class Bench:
                     left[0] -= 1
                     if left[0] == 0:
                         all_stamped.set()
+
             return callback
 
         start = time.perf_counter()
@@ -156,8 +180,13 @@ class Bench:
         start = time.perf_counter()
         array.cancel()
         cancel = time.perf_counter() - start
-        return {"tasks": n, "map_call_s": submit, "sbatch_calls": sbatch_calls,
-                "array_ids": array.job_ids, "cancel_call_s": cancel}
+        return {
+            "tasks": n,
+            "map_call_s": submit,
+            "sbatch_calls": sbatch_calls,
+            "array_ids": array.job_ids,
+            "cancel_call_s": cancel,
+        }
 
     def idle(self, n: int, settle: float, window: float) -> dict[str, Any]:
         held = self.task.with_options(name=self.name("idle"), extra={"hold": True})
@@ -168,8 +197,13 @@ class Bench:
         seconds = time.monotonic() - start
         calls, ticks = self.calls() - calls, self.cluster.poller.ticks - ticks
         future.cancel()
-        return {"tracked": n, "seconds": seconds, "scheduler_calls": calls,
-                "calls_per_s": calls / seconds, "poll_ticks_per_s": ticks / seconds}
+        return {
+            "tracked": n,
+            "seconds": seconds,
+            "scheduler_calls": calls,
+            "calls_per_s": calls / seconds,
+            "poll_ticks_per_s": ticks / seconds,
+        }
 
 
 def fmt_row(label: str, values: list[float], floor: float | None, others: list[int]) -> str:
@@ -196,14 +230,17 @@ def run(args: argparse.Namespace, bench: Bench) -> dict[str, Any]:
     times: dict[str, list[float]] = {label: [] for label in labels}
     others: dict[str, list[int]] = {label: [] for label in labels}
     for round_ in range(args.rounds):
-        order = labels[round_ % len(labels):] + labels[: round_ % len(labels)]
+        order = labels[round_ % len(labels) :] + labels[: round_ % len(labels)]
         for label in order:
             busy = bench.others()
             seconds = methods[label]()
             times[label].append(seconds)
             others[label].append(busy)
-            print(f"round {round_ + 1}: {label:<24}{seconds:7.1f} s  "
-                  f"(other jobs active at start: {busy})", flush=True)
+            print(
+                f"round {round_ + 1}: {label:<24}{seconds:7.1f} s  "
+                f"(other jobs active at start: {busy})",
+                flush=True,
+            )
             time.sleep(args.pause)
     print("idle polling: 1 held job ...", flush=True)
     idle = [bench.idle(1, args.settle, args.window)]
@@ -223,8 +260,11 @@ def report(bench: Bench, data: dict[str, Any]) -> dict[str, Any]:
     print(f"\n=== {bench.n} tasks, {rounds} interleaved rounds (seconds, end to end) ===")
     print(f"{'method':<24}{header}{'median':>9}{'vs floor':>10}   other jobs at start")
     for label in labels:
-        print(fmt_row(label, times[label], None if label == labels[0] else floor,
-                      data["others"][label]))
+        print(
+            fmt_row(
+                label, times[label], None if label == labels[0] else floor, data["others"][label]
+            )
+        )
     summary: dict[str, Any] = {
         "medians_s": {label: statistics.median(v) for label, v in times.items()},
         "ratio_vs_floor": {label: statistics.median(v) / floor for label, v in times.items()},
@@ -233,21 +273,32 @@ def report(bench: Bench, data: dict[str, Any]) -> dict[str, Any]:
     if pooled:
         print(f"\ntask end -> future resolved ({len(bench.latencies)} rounds x {bench.n} tasks):")
         for i, lat in enumerate(bench.latencies):
-            print(f"  round {i + 1}: median {statistics.median(lat):.3f} s, "
-                  f"p95 {percentile(lat, 95):.3f} s, max {max(lat):.3f} s")
-        print(f"  pooled : median {statistics.median(pooled):.3f} s, "
-              f"p95 {percentile(pooled, 95):.3f} s   (target: < 0.5 s, < 1 s)")
-        summary["latency_s"] = {"median": statistics.median(pooled),
-                                "p95": percentile(pooled, 95), "max": max(pooled)}
+            print(
+                f"  round {i + 1}: median {statistics.median(lat):.3f} s, "
+                f"p95 {percentile(lat, 95):.3f} s, max {max(lat):.3f} s"
+            )
+        print(
+            f"  pooled : median {statistics.median(pooled):.3f} s, "
+            f"p95 {percentile(pooled, 95):.3f} s   (target: < 0.5 s, < 1 s)"
+        )
+        summary["latency_s"] = {
+            "median": statistics.median(pooled),
+            "p95": percentile(pooled, 95),
+            "max": max(pooled),
+        }
     sweep = data["sweep10k"]
-    print(f"\n10,000-task map: .map() took {sweep['map_call_s']:.3f} s with "
-          f"{sweep['sbatch_calls']} sbatch call(s) (arrays {','.join(sweep['array_ids'])}); "
-          f"cancel took {sweep['cancel_call_s']:.3f} s   (target: < 1 s, 1 call)")
+    print(
+        f"\n10,000-task map: .map() took {sweep['map_call_s']:.3f} s with "
+        f"{sweep['sbatch_calls']} sbatch call(s) (arrays {','.join(sweep['array_ids'])}); "
+        f"cancel took {sweep['cancel_call_s']:.3f} s   (target: < 1 s, 1 call)"
+    )
     print("\nscheduler calls (squeue + sacct) while held jobs sit idle:")
     for entry in data["idle"]:
-        print(f"  {entry['tracked']:>5} tracked: {entry['scheduler_calls']} calls in "
-              f"{entry['seconds']:.0f} s = {entry['calls_per_s']:.3f} calls/s "
-              f"(poll ticks {entry['poll_ticks_per_s']:.1f}/s)   (target: equal, < 0.2/s)")
+        print(
+            f"  {entry['tracked']:>5} tracked: {entry['scheduler_calls']} calls in "
+            f"{entry['seconds']:.0f} s = {entry['calls_per_s']:.3f} calls/s "
+            f"(poll ticks {entry['poll_ticks_per_s']:.1f}/s)   (target: equal, < 0.2/s)"
+        )
     return summary
 
 
@@ -280,10 +331,18 @@ def main() -> int:
         bench.cleanup()
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{started}.json"
-    payload = {"started": started, "args": vars(args), "tag": bench.tag, "python": sys.executable,
-               "slurm_magics": sm.__version__, "submitit": submitit.__version__,
-               "chunk_size": bench.chunk, **data, "summary": summary,
-               "latencies_s": bench.latencies}
+    payload = {
+        "started": started,
+        "args": vars(args),
+        "tag": bench.tag,
+        "python": sys.executable,
+        "slurm_magics": sm.__version__,
+        "submitit": submitit.__version__,
+        "chunk_size": bench.chunk,
+        **data,
+        "summary": summary,
+        "latencies_s": bench.latencies,
+    }
     path.write_text(json.dumps(payload, indent=1))
     print(f"\nresults written to {path}")
     return 0
