@@ -1,0 +1,76 @@
+"""A job array as a table: one row per task (``arr.to_dataframe()``, ``arr.to_parquet()``)."""
+
+from __future__ import annotations
+
+import importlib
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..job import JobArray
+
+__all__ = ["remember_arguments", "task_records", "to_dataframe", "to_parquet"]
+
+_COLUMNS = ("task", "job_id", "state", "elapsed", "result", "error")
+# The arguments of arrays made here (``%%slurm --map``): the submitted table is pickled on
+# the cluster, so only the front end that built the items knows them.
+_arguments: weakref.WeakKeyDictionary[JobArray, tuple[str, Sequence[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def remember_arguments(array: JobArray, name: str, items: Sequence[Any]) -> None:
+    """Record the item each task got (``name``: the variable it was bound to)."""
+    _arguments[array] = (name, items)
+
+
+def _argument_columns(name: str, item: Any) -> dict[str, Any]:
+    if isinstance(item, Mapping) and all(isinstance(key, str) for key in item):
+        return {(f"{name}.{key}" if key in _COLUMNS else key): value for key, value in item.items()}
+    return {name: item}
+
+
+def task_records(array: JobArray) -> list[dict[str, Any]]:
+    """One dict per task: task, job_id, its arguments when known, state, elapsed, result, error."""
+    known = _arguments.get(array)
+    records = []
+    for index, job in enumerate(array.jobs):
+        record: dict[str, Any] = {"task": index, "job_id": job.job_id}
+        if known is not None:
+            record.update(_argument_columns(known[0], known[1][index]))
+        result = error = None
+        if job.cancelled():
+            error = "cancelled"
+        elif job.done():
+            exception = job.exception()
+            if exception is None:
+                result = job.result()
+            else:
+                error = f"{type(exception).__name__}: {exception}"
+        record.update(state=job.state.value, elapsed=job.elapsed, result=result, error=error)
+        records.append(record)
+    return records
+
+
+def to_dataframe(array: JobArray) -> Any:
+    """A pandas DataFrame of the tasks, indexed by task number."""
+    try:
+        pandas = importlib.import_module("pandas")  # optional: only this method needs it
+    except ImportError as error:
+        raise ImportError(
+            "arr.to_dataframe() needs pandas, which is not installed: `pip install pandas` "
+            "(or use slurm_magics.widgets.task_records(arr) for plain dicts)."
+        ) from error
+    return pandas.DataFrame.from_records(task_records(array), index="task")
+
+
+def to_parquet(array: JobArray, path: str, **options: Any) -> None:
+    """Write the tasks' table to a Parquet file (needs pandas and pyarrow)."""
+    frame = to_dataframe(array)
+    try:
+        importlib.import_module("pyarrow")
+    except ImportError as error:
+        raise ImportError(
+            "arr.to_parquet() needs pyarrow, which is not installed: `pip install pyarrow`."
+        ) from error
+    frame.to_parquet(path, engine="pyarrow", **options)
