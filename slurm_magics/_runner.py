@@ -20,6 +20,7 @@ import os
 import pickle
 import struct
 import sys
+import time
 import traceback
 import types
 from typing import Any
@@ -194,6 +195,7 @@ def run_element(run_dir: str, element: int) -> int:
     resources = meta.get("resources_variable")
     failed = False
     for item in items:
+        started = time.time()
         try:
             args, kwargs = read_item(run_dir, item)
             if resources:
@@ -206,7 +208,10 @@ def run_element(run_dir: str, element: int) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         write_result(run_dir, item, outcome, cloudpickle.dumps)
-        _touch(os.path.join(meta["sentinel_dir"], f"{meta['run_id']}.{item}"))
+        # The sentinel's name carries the item's run time (ms), so the poller learns it
+        # from the listing it makes anyway: "RUN_ID.ITEM@START-END".
+        timing = f"@{int(started * 1000)}-{int(time.time() * 1000)}"
+        _touch(os.path.join(meta["sentinel_dir"], f"{meta['run_id']}.{item}{timing}"))
     return 1 if failed else 0
 
 

@@ -109,6 +109,11 @@ class Cluster:
         return f"<Cluster {self.description} {self.config.cluster_name or ''}>".replace(" >", ">")
 
     @property
+    def identity(self) -> tuple[str, str]:
+        """Which scheduler this is: Cluster objects with the same identity share jobs."""
+        return (self.description, self.config.cluster_name)
+
+    @property
     def key(self) -> str:
         """What identifies this cluster in the registry: where it is and its run folder."""
         return f"{self.description}|{self.config.cluster_name}|{self.root}"
@@ -213,7 +218,7 @@ class Cluster:
     def _check_dependency(self, dependency: Job | JobArray, condition: Condition) -> None:
         jobs = dependency.jobs if isinstance(dependency, JobArray) else [dependency]
         for job in jobs:
-            if job.cluster is not self:
+            if job.cluster is not self and getattr(job.cluster, "identity", None) != self.identity:
                 raise ClusterError(
                     f"{job!r} runs on {job.cluster.description}, not on {self.description}: "
                     "a job can only depend on jobs of the same cluster."

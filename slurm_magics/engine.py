@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import concurrent.futures.thread  # its exit hook must be registered before ours
+import contextlib
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -60,13 +62,27 @@ class Engine:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def stop(self) -> None:
+        """Cancel what runs on the loop (pollers), then stop it; jobs keep running."""
         with self._lock:
             if self._loop is not None and self._thread is not None and self._thread.is_alive():
+                done = asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop)
+                with contextlib.suppress(Exception):
+                    done.result(timeout=5)
                 self._loop.call_soon_threadsafe(self._loop.stop)
                 self._thread.join(timeout=5)
             self._loop = None
             self._thread = None
 
 
+async def _cancel_tasks() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 engine = Engine()
-atexit.register(engine.stop)
+# Stop before the interpreter shuts down the default thread pool (which threading's own
+# exit hooks do, before atexit's): the poller uses it for file I/O until it stops.
+_register = getattr(threading, "_register_atexit", atexit.register)
+_register(engine.stop)

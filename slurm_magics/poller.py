@@ -211,12 +211,14 @@ class Poller:
         consumed: list[str] = []
         for folder in sorted(folders):
             for name in await self.transport.list_dir(folder):
-                run_id, _, item_text = name.rpartition(".")
+                base, _, timing = name.partition("@")
+                run_id, _, item_text = base.rpartition(".")
                 run = self._runs.get(run_id)
                 if run is None or not item_text.isdigit():
                     continue
                 job = run.jobs[int(item_text)]
                 if not job.done():
+                    _note_timing(job, timing)
                     await self._resolve_from_file(job)
                 consumed.append(f"{folder}/{name}")
         if consumed:
@@ -437,3 +439,10 @@ class Poller:
             assert isinstance(error, JobFailedError)
             self._fail(job, error.state, error)
         return True
+
+
+def _note_timing(job: Job, timing: str) -> None:
+    """Take the task's own start and end (ms since the epoch) from its sentinel's name."""
+    start, _, end = timing.partition("-")
+    if start.isdigit() and end.isdigit():
+        job.started_at, job.ended_at = int(start) / 1000, int(end) / 1000

@@ -68,7 +68,16 @@ def outcomes(run_dir: Path) -> dict[int, tuple[Any, ...]]:
 
 
 def sentinels(run_dir: Path) -> list[str]:
-    return sorted(path.name for path in (run_dir.parent / "sentinels").iterdir())
+    """Sentinel names without their "@START-END" run time (when a task ran: ms, in order)."""
+    names = sorted(path.name for path in (run_dir.parent / "sentinels").iterdir())
+    bare = []
+    for name in names:
+        base, at, timing = name.partition("@")
+        start, _, end = timing.partition("-")
+        if at:
+            assert start.isdigit() and end.isdigit() and int(start) <= int(end), name
+        bare.append(base)
+    return bare
 
 
 def test_runner_runs_one_chunk_and_drops_sentinels(tmp_path: Path) -> None:

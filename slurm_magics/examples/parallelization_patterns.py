@@ -134,7 +134,7 @@ def dynamic_deps(size: int) -> tuple[int, int, str]:
     first = sm.task(quick_check, memory="200M", time=5)(max(2, size // 4))
     say("dynamic-deps", f"submitted quick check {first.job_id}; waiting for it")
     estimate = first.result()
-    if abs(estimate) > 0.5:
+    if abs(estimate) > 0.1:
         say("dynamic-deps", f"estimate {estimate:+.3f} is large: refining in 4 parallel jobs")
         parts = [sm.task(refine, memory="200M", time=5)(first, s) for s in (10, 20, 30, 40)]
         values = sm.gather(*parts).result()
