@@ -333,7 +333,3 @@ def submitting_notebook() -> str:
 
     session = getattr(__main__, "__session__", None) or getattr(__main__, "__file__", None)
     return str(session) if session else "<interactive>"
-
-
-def now() -> float:
-    return time.time()
