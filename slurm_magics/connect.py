@@ -39,6 +39,7 @@ def connect(
     known_hosts: PathLike | Sequence[PathLike] | None = None,
     client_keys: Sequence[PathLike] | None = None,
     ssh_config: PathLike | Sequence[PathLike] | None = None,
+    cancel_on_exit: bool = False,
     **resources: Any,
 ) -> Cluster:
     """Connect to a cluster and make it the default for every task call.
@@ -55,7 +56,8 @@ def connect(
     the interpreter jobs run with (default: this one locally, ``python3`` over SSH), and
     ``setup`` shell lines run before it (``module load ...``, activating an env). Connecting
     checks that this Python, after the setup lines, has this notebook's major.minor and
-    cloudpickle, and says what to install where if not.
+    cloudpickle, and says what to install where if not. Jobs outlive this process unless
+    ``cancel_on_exit=True``.
     """
     defaults = resources_from_options(**resources)
     if host is not None:
@@ -81,6 +83,7 @@ def connect(
             python=python or "python3",
             setup=setup,
             max_array_size=max_array_size,
+            cancel_on_exit=cancel_on_exit,
         )
         set_default(cluster)
         return cluster
@@ -116,6 +119,7 @@ def connect(
         python=python,
         setup=setup,
         max_array_size=max_array_size,
+        cancel_on_exit=cancel_on_exit,
     )
     set_default(cluster)
     return cluster

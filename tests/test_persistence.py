@@ -17,7 +17,7 @@ import slurm_magics as sm
 from slurm_magics.registry import Registry
 from slurm_magics.transport import LocalTransport
 
-from .conftest import _require_cluster
+from .conftest import _require_cluster, squeue_ids
 
 pytestmark = pytest.mark.cluster
 
@@ -134,3 +134,24 @@ def test_cleanup_removes_finished_run_folders_only(local: sm.Cluster) -> None:
         assert held.run.run_dir not in removed
     finally:
         held.cancel()
+
+
+HOLD_AND_EXIT = """
+import json
+import slurm_magics as sm
+sm.connect(root=ROOT, partition="debug", cancel_on_exit=CANCEL)
+held = sm.task(lambda: 1, memory="100M", extra={"hold": True})()
+print(json.dumps({"id": held.job_id}))
+"""
+
+
+def test_exiting_cancels_jobs_only_when_asked(local: sm.Cluster, cluster_root: Path) -> None:
+    kept = run_python(HOLD_AND_EXIT.replace("CANCEL", "False"), cluster_root)["id"]
+    cancelled = run_python(HOLD_AND_EXIT.replace("CANCEL", "True"), cluster_root)["id"]
+    try:
+        time.sleep(1)
+        queued = squeue_ids()
+        assert kept in queued  # a normal exit leaves jobs running (and pending)
+        assert cancelled not in queued
+    finally:
+        subprocess.run(["scancel", kept], check=False)
