@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,16 @@ def squeue_ids() -> set[str]:
         ["squeue", "--noheader", "-t", "PD,R,CG", "-o", "%i"], capture_output=True, text=True
     ).stdout
     return set(out.split())
+
+
+def still_queued(ids: set[str], within: float = 20.0) -> set[str]:
+    """Those of ``ids`` still pending, running or completing after ``within`` seconds.
+
+    A cancelled running task passes through COMPLETING while slurmd kills it; give it time.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        left = ids & squeue_ids()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
