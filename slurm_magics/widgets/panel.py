@@ -13,7 +13,7 @@ import ipywidgets as w
 from ..job import Job, JobArray
 from ..states import JobState
 from .graph import build_graph, render_svg
-from .refresh import refresher
+from .refresh import refresher, widget_bundle
 from .sweep import array_elapsed
 from .text import COLOURS, duration, job_elapsed, sweep_counts
 
@@ -154,9 +154,7 @@ class JobsPanel:
         return f"<JobsPanel\n{self.text()}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle: dict[str, Any] = self.widget._repr_mimebundle_()
-        bundle["text/plain"] = self.text()
-        return bundle
+        return widget_bundle(self.widget, self.text())
 
     def refresh(self) -> bool:
         with self._lock:

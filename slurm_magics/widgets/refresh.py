@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
-__all__ = ["INTERVAL", "Refreshable", "Refresher", "refresher"]
+__all__ = ["INTERVAL", "Refreshable", "Refresher", "refresher", "widget_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -72,3 +72,10 @@ class Refresher:
 
 
 refresher = Refresher()
+
+
+def widget_bundle(widget: Any, text: str) -> dict[str, Any]:
+    """A widget's mime bundle whose text/plain says something (terminals, nbconvert)."""
+    bundle: dict[str, Any] = widget._repr_mimebundle_()
+    bundle["text/plain"] = text
+    return bundle

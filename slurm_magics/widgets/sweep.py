@@ -14,7 +14,7 @@ from typing import Any
 import ipywidgets as w
 
 from ..job import JobArray
-from .refresh import refresher
+from .refresh import refresher, widget_bundle
 from .text import array_html, array_text, sweep_counts
 
 __all__ = ["SweepProgress", "array_elapsed", "first_failure"]
@@ -82,9 +82,7 @@ class SweepProgress:
         return f"<SweepProgress {self.text()}>"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        bundle: dict[str, Any] = self.widget._repr_mimebundle_()
-        bundle["text/plain"] = self.text()
-        return bundle
+        return widget_bundle(self.widget, self.text())
 
     def refresh(self) -> bool:
         """One pass over the tasks; one message when the display changed."""
