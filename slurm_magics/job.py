@@ -96,6 +96,7 @@ class Job(AwaitableFuture[Any]):
         self.node = ""
         self.started_at: float | None = None
         self.ended_at: float | None = None
+        self._ending = False  # an end state was claimed: live updates no longer apply
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -136,13 +137,37 @@ class Job(AwaitableFuture[Any]):
         return self._mark_cancelled()
 
     def _mark_cancelled(self) -> bool:
-        before = self.state, self.ended_at
-        # Set first: done-callbacks (registry, widgets) must see the final state.
-        self.state, self.ended_at = JobState.CANCELLED, self.ended_at or time.time()
-        cancelled = super().cancel()
-        if not cancelled:
-            self.state, self.ended_at = before
-        return cancelled
+        # The state first: done-callbacks (registry, widgets) must see the final state.
+        return self._claim_end(JobState.CANCELLED) and AwaitableFuture.cancel(self)
+
+    # -- state transitions (the poller's thread and the user's threads race here) -----
+    def _set_live(self, state: JobState, reason: str = "", node: str | None = None) -> bool:
+        """A not-final state from the scheduler; ignored once an end was claimed."""
+        with self._condition:
+            if self._ending:
+                return False
+            self.state, self.reason = state, reason
+            if node is not None:
+                self.node = node
+            return True
+
+    def _claim_end(self, state: JobState) -> bool:
+        """Take THE transition to an end state, atomically with the check; False if the
+        job already ended or another thread is ending it (a cancel against a result)."""
+        with self._condition:
+            if self._ending or self.done():
+                return False
+            self._ending = True
+            self.state, self.ended_at = state, self.ended_at or time.time()
+            return True
+
+    def _end_ok(self, value: Any) -> bool:
+        """COMPLETED with ``value``, unless the job already ended otherwise."""
+        return self._claim_end(JobState.COMPLETED) and self._resolve(value)
+
+    def _end_failed(self, state: JobState, error: BaseException) -> bool:
+        """Ended in ``state`` raising ``error``, unless the job already ended otherwise."""
+        return self._claim_end(state) and self._fail(error)
 
     # -- logs -------------------------------------------------------------------------
     def log_paths(self) -> tuple[str, str]:

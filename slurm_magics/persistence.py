@@ -93,12 +93,14 @@ def _rebuild(cluster: Cluster, record: RunRecord) -> Run:
         if state is JobState.CANCELLED and known.error is None:
             job._mark_cancelled()
         elif state is JobState.DEPENDENCY_FAILED:
-            job._fail(DependencyError(message, job_id=job.job_id, dependency=run.dependency))
+            job._end_failed(
+                state, DependencyError(message, job_id=job.job_id, dependency=run.dependency)
+            )
         elif state is not JobState.COMPLETED:
             failed = JobFailedError(
                 message, state=state, job_id=job.job_id, log_paths=job.log_paths()
             )
-            job._fail(failed)
+            job._end_failed(state, failed)
     _follow(cluster, run)
     if not all(job.done() for job in run.jobs):
         engine.call(_track(cluster, run))

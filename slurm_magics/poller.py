@@ -257,8 +257,7 @@ class Poller:
             )
             return True
         if outcome[0] == "ok":
-            job.state = JobState.COMPLETED
-            job._resolve(outcome[1])
+            job._end_ok(outcome[1])
         else:
             tail = await self._stderr_tail(job)
             remote = error_from_outcome(
@@ -271,11 +270,9 @@ class Poller:
         element = job.run.element_of(job.item)
         if wants_retry(job.run, element, error):
             self._requeue.setdefault((job.run.run_id, element), error)
-            job.state, job.reason = JobState.PENDING, "Requeued"
+            job._set_live(JobState.PENDING, "Requeued")
             return
-        job.state = state
-        job.ended_at = job.ended_at or time.time()
-        job._fail(error)
+        job._end_failed(state, error)
 
     async def _stderr_tail(self, job: Job) -> str:
         data = await self.transport.read_tail(job.log_paths()[1], STDERR_TAIL)
@@ -316,14 +313,15 @@ class Poller:
                 except ValueError:
                     continue
                 if state is JobState.PENDING:
-                    job.state, job.reason = JobState.PENDING, found.reason
+                    job._set_live(JobState.PENDING, found.reason)
                     self._hot |= not any(w in found.reason for w in _NOT_STARTING_SOON)
                     if found.reason == NEVER_SATISFIED:
                         never.append(key)
                 elif state is JobState.RUNNING:
                     self._hot = True
-                    if job.state is not JobState.RUNNING:
-                        job.state, job.reason, job.node = JobState.RUNNING, "", found.nodes
+                    if job.state is not JobState.RUNNING and job._set_live(
+                        JobState.RUNNING, "", found.nodes
+                    ):
                         job.started_at = job.started_at or now
                 else:
                     ended[key] = found

@@ -31,7 +31,9 @@ def _require_cluster() -> None:
         pytest.fail("no SLURM here: run `slurm-magics devcluster up` (as root) before the tests")
     probe = subprocess.run(["sinfo", "--noheader", "-o", "%t"], capture_output=True, text=True)
     states = probe.stdout.split()
-    if probe.returncode != 0 or not any(s.startswith(("idle", "mix", "alloc")) for s in states):
+    if probe.returncode != 0 or not any(
+        s.startswith(("idle", "mix", "alloc", "comp")) for s in states
+    ):
         pytest.fail(
             f"the dev cluster is not usable (sinfo: {probe.stdout.strip()} {probe.stderr.strip()});"
             " run `slurm-magics devcluster up`"
@@ -131,10 +133,11 @@ def squeue_ids() -> set[str]:
     return set(out.split())
 
 
-def still_queued(ids: set[str], within: float = 20.0) -> set[str]:
+def still_queued(ids: set[str], within: float = 30.0) -> set[str]:
     """Those of ``ids`` still pending, running or completing after ``within`` seconds.
 
-    A cancelled running task passes through COMPLETING while slurmd kills it; give it time.
+    A cancelled running task passes through COMPLETING while slurmd kills it; one whose
+    launch raced the cancel lasts until SIGKILL after the dev cluster's KillWait (10 s).
     """
     deadline = time.monotonic() + within
     while True:

@@ -90,6 +90,7 @@ def test_slurm_conf_key_settings(params: ClusterParams) -> None:
         "JobAcctGatherParams": "OverMemoryKill",
         "JobAcctGatherFrequency": "1",
         "SlurmdTimeout": "30",
+        "KillWait": "10",
         "AccountingStorageType": "accounting_storage/slurmdbd",
         "AuthType": "auth/munge",
     }

@@ -191,6 +191,9 @@ def render_slurm_conf(p: ClusterParams) -> str:
         "SlurmdParameters=config_overrides",
         "ReturnToService=2",
         "SlurmdTimeout=30",
+        # A task launched while its cancel was in flight misses the SIGTERM (linuxproc finds
+        # it only later) and dies by the SIGKILL that follows KillWait: 10 s, not 30.
+        "KillWait=10",
         "InactiveLimit=0",
         "MinJobAge=300",
         "MaxArraySize=100001",
