@@ -194,6 +194,7 @@ class Cluster:
                 max_concurrent=max_concurrent,
                 dependency=run.dependency or None,
                 setup=self.setup,
+                tag=f"{run.run_id}.{first}",
             )
             for first in range(0, n_elements if array else 1, self.max_array_size)
         ]
@@ -260,7 +261,7 @@ class Cluster:
         await self.transport.write_files({**files, **scripts})
         try:
             for spec, script in zip(specs, scripts.values(), strict=True):
-                slurm_id = await self.scheduler.submit(script.decode())
+                slurm_id = await self.scheduler.submit(script.decode(), tag=spec.tag)
                 run.slices.append(Slice(slurm_id, spec.element_offset, spec.n_elements))
         except BaseException:
             # All or nothing: never leave part of a map running without a future.

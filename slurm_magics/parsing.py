@@ -17,6 +17,7 @@ __all__ = [
     "ClusterConfig",
     "QueueRow",
     "expand_task_ids",
+    "jobs_with_comment",
     "parse_cluster_config",
     "parse_job_id",
     "parse_sacct",
@@ -113,6 +114,17 @@ def parse_squeue(output: str) -> list[QueueRow]:
 def parse_sacct(output: str) -> list[AccountingRow]:
     """Parse `sacct -X -n -P --format=SACCT_FORMAT` output."""
     return [AccountingRow(job_id, tasks, *rest) for job_id, tasks, rest in _job_lines(output)]
+
+
+def jobs_with_comment(output: str, comment: str) -> list[str]:
+    """The ids of the jobs whose comment is ``comment``, oldest first, from
+    `squeue -o "%F|%k"` output (an array's tasks share its id)."""
+    ids = set()
+    for line in output.splitlines():
+        job_id, _, found = line.strip().partition("|")
+        if found == comment and job_id.isdigit():
+            ids.add(job_id)
+    return sorted(ids, key=int)
 
 
 def parse_sbatch_parsable(output: str) -> str:

@@ -9,7 +9,13 @@ from collections.abc import Sequence
 
 from .resources import Resources
 
-__all__ = ["ScriptSpec", "check_path", "render_script", "sanitise_job_name"]
+__all__ = [
+    "ScriptSpec",
+    "check_path",
+    "render_script",
+    "sanitise_job_name",
+    "submission_comment",
+]
 
 _UNSAFE_PATH = re.compile(r"[\s\"'\\$`#%]")
 # sbatch reads #SBATCH values like a shell word: '#' starts a comment, '\\' escapes and
@@ -26,6 +32,13 @@ def check_path(path: str, *, what: str = "run folder") -> str:
             "(connect(..., root=...))."
         )
     return path
+
+
+def submission_comment(tag: str) -> str:
+    """The --comment that marks one sbatch call ("slurm_magics:RUN.SLICE")."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
+        raise ValueError(f"a submission tag must be letters, digits, '_', '.', '-': {tag!r}")
+    return f"slurm_magics:{tag}"
 
 
 def sanitise_job_name(name: str) -> str:
@@ -48,6 +61,8 @@ class ScriptSpec:
     max_concurrent: int | None = None
     dependency: str | None = None
     setup: Sequence[str] = ()
+    #: marks the job as this submission (its --comment), to find it again after a lost reply
+    tag: str = ""
 
 
 def render_script(spec: ScriptSpec) -> str:
@@ -63,7 +78,10 @@ def render_script(spec: ScriptSpec) -> str:
     lines += [f"#SBATCH --output={pattern}.out", f"#SBATCH --error={pattern}.err"]
     if spec.dependency:
         lines.append(f"#SBATCH --dependency={spec.dependency}")
-    for option, value in spec.resources.sbatch_options():
+    options = spec.resources.sbatch_options()
+    if spec.tag and not any(option == "comment" for option, _ in options):
+        lines.append(f"#SBATCH --comment={submission_comment(spec.tag)}")
+    for option, value in options:
         if value is None:
             lines.append(f"#SBATCH --{option}")
         elif _NEEDS_QUOTES.search(value):

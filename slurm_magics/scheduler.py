@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from .errors import ClusterError, SubmissionError
+from .lost_sbatch import find_lost, keep_one
 from .parsing import (
     SACCT_FORMAT,
     SQUEUE_FORMAT,
@@ -21,7 +22,7 @@ from .parsing import (
     parse_sbatch_parsable,
     parse_squeue,
 )
-from .transport import CommandResult, Transport
+from .transport import CommandResult, ConnectionLostError, Transport
 
 __all__ = ["Scheduler", "SchedulerBackend"]
 
@@ -48,7 +49,7 @@ class SchedulerBackend(Protocol):
 
     async def show_config(self) -> ClusterConfig: ...
     async def whoami(self) -> str: ...
-    async def submit(self, script: str) -> str: ...
+    async def submit(self, script: str, *, tag: str = "") -> str: ...
     async def cancel(self, slurm_ids: Iterable[str]) -> None: ...
     async def queue(self) -> list[QueueRow]: ...
     async def requeue(self, slurm_ids: Iterable[str]) -> None: ...
@@ -91,18 +92,34 @@ class Scheduler:
             self.user = result.stdout.strip() if result.returncode == 0 else getpass.getuser()
         return self.user
 
-    async def submit(self, script: str) -> str:
+    async def submit(self, script: str, *, tag: str = "") -> str:
         """sbatch a script given on stdin; return the job id.
 
         A refusal that passes (a submit limit reached, the controller busy) is retried with
-        a growing pause, and a warning says so; any other refusal raises at once.
+        a growing pause, and a warning says so; any other refusal raises at once. When the
+        connection drops with sbatch's reply in flight, a script tagged ``tag`` (its
+        --comment) is looked up in the queue: found, its id is the answer; not there, it is
+        submitted again (see ``lost_sbatch``).
         """
         delay = 1.0
         waited = 0.0
+        losses: list[ConnectionLostError] = []
         while True:
-            result = await self._run(["sbatch", "--parsable"], input=script.encode())
+            try:
+                result = await self._run(["sbatch", "--parsable"], input=script.encode())
+            except ConnectionLostError as error:
+                losses.append(error)
+                if not tag or len(losses) > 2:
+                    raise
+                found = await find_lost(self._run, await self.whoami(), tag, error)
+                if found is not None:
+                    return found
+                continue
             if result.returncode == 0:
-                return parse_sbatch_parsable(result.stdout)
+                job_id = parse_sbatch_parsable(result.stdout)
+                if losses:  # the lost one may have turned up meanwhile: keep one of the two
+                    job_id = await keep_one(self._run, await self.whoami(), tag, job_id)
+                return job_id
             said = (result.stderr or result.stdout).strip()
             if not any(sign in said for sign in _PASSING) or waited >= self.submit_patience:
                 raise SubmissionError(f"sbatch refused the job: {said}")

@@ -5,6 +5,9 @@ tests/data/README.md says how most files were recorded. Recorded for these tests
 - sbatch_invalid_partition_stderr.txt: `sbatch --parsable --partition=nosuch --wrap true`
   (stderr; stdout was empty, exit status 1)
 - squeue_with_header.txt: `squeue --states=all -u root -o '%i|%A|%T|%r|%N' | head -4`
+- squeue_comments.txt: `squeue --noheader --states=all -u root -o '%F|%k'` (lines of jobs
+  19336-19340; 19339 is a held 3-task array submitted with
+  `#SBATCH --comment=slurm_magics:20261121-1-ab.0`, then scancelled)
 - sacct_with_steps.txt: `sacct -n -P --format=JobID,State,ExitCode,NodeList,Elapsed
   -j 119,122,128` (no -X: step lines too)
 """
@@ -19,12 +22,14 @@ from slurm_magics.parsing import (
     AccountingRow,
     QueueRow,
     expand_task_ids,
+    jobs_with_comment,
     parse_cluster_config,
     parse_job_id,
     parse_sacct,
     parse_sbatch_parsable,
     parse_squeue,
 )
+from slurm_magics.sbatch import submission_comment
 from slurm_magics.states import JobState, normalise_state, state_from_stderr
 
 DATA = Path(__file__).parent / "data"
@@ -243,6 +248,21 @@ def test_state_from_ordinary_stderr_is_unknown(stderr: str) -> None:
 
 
 # -- sbatch and scontrol --------------------------------------------------------------------
+
+
+def test_jobs_with_comment_recorded() -> None:
+    output = recorded("squeue_comments.txt")
+    assert jobs_with_comment(output, "slurm_magics:20261121-1-ab.0") == ["19339"]
+    assert jobs_with_comment(output, "slurm_magics:20261121-1-ab.1") == []
+    # "(null)" is literally what squeue prints for no comment; ids come oldest first
+    assert jobs_with_comment(output, "(null)") == ["19336", "19337", "19338", "19340"]
+    assert jobs_with_comment("12|c\n9|c\n12|c\n", "c") == ["9", "12"]
+
+
+def test_submission_comment_refuses_odd_tags() -> None:
+    assert submission_comment("20261121-1-ab.0") == "slurm_magics:20261121-1-ab.0"
+    with pytest.raises(ValueError, match="'a b'"):
+        submission_comment("a b")
 
 
 def test_parse_sbatch_parsable_recorded() -> None:

@@ -75,7 +75,7 @@ class LocalScheduler:
     async def whoami(self) -> str:
         return getpass.getuser()
 
-    async def submit(self, script: str) -> str:
+    async def submit(self, script: str, *, tag: str = "") -> str:
         self.counters["sbatch"] += 1
         options = parse_directives(script)
         if options.cpus > self.slots:
