@@ -261,7 +261,7 @@ class Cluster:
         await self.transport.write_files({**files, **scripts})
         try:
             for spec, script in zip(specs, scripts.values(), strict=True):
-                slurm_id = await self.scheduler.submit(script.decode(), tag=spec.tag)
+                slurm_id = await self.scheduler.submit(script.decode(), tag=spec.sent_tag)
                 run.slices.append(Slice(slurm_id, spec.element_offset, spec.n_elements))
         except BaseException:
             # All or nothing: never leave part of a map running without a future.

@@ -64,6 +64,13 @@ class ScriptSpec:
     #: marks the job as this submission (its --comment), to find it again after a lost reply
     tag: str = ""
 
+    @property
+    def sent_tag(self) -> str:
+        """The tag as it reaches SLURM: none when the user's own --comment takes its place."""
+        if "comment" in (option for option, _ in self.resources.sbatch_options()):
+            return ""
+        return self.tag
+
 
 def render_script(spec: ScriptSpec) -> str:
     """The batch script: #SBATCH lines, optional setup lines, then exec of the runner."""
@@ -78,10 +85,9 @@ def render_script(spec: ScriptSpec) -> str:
     lines += [f"#SBATCH --output={pattern}.out", f"#SBATCH --error={pattern}.err"]
     if spec.dependency:
         lines.append(f"#SBATCH --dependency={spec.dependency}")
-    options = spec.resources.sbatch_options()
-    if spec.tag and not any(option == "comment" for option, _ in options):
-        lines.append(f"#SBATCH --comment={submission_comment(spec.tag)}")
-    for option, value in options:
+    if spec.sent_tag:
+        lines.append(f"#SBATCH --comment={submission_comment(spec.sent_tag)}")
+    for option, value in spec.resources.sbatch_options():
         if value is None:
             lines.append(f"#SBATCH --{option}")
         elif _NEEDS_QUOTES.search(value):

@@ -20,6 +20,7 @@ SPECS = {
         runner_path="/home/me/.slurm_magics/runner.py",
         python="/usr/bin/python3",
         n_elements=0,
+        tag="s1-ab12.0",
     ),
     "array_throttle_offset": ScriptSpec(
         name="train model!",
@@ -30,6 +31,7 @@ SPECS = {
         n_elements=100,
         element_offset=1000,
         max_concurrent=4,
+        tag="s1-cd34.1000",
     ),
     "dependency_setup_gpus": ScriptSpec(
         name="add_all",
@@ -45,6 +47,7 @@ SPECS = {
         n_elements=0,
         dependency="afterok:123:124",
         setup=("module load python/3.11", "export OMP_NUM_THREADS=1"),
+        tag="s1-ef56.0",  # the user's own comment wins: no tag line
     ),
     "quoting": ScriptSpec(
         name="quotes",
@@ -82,6 +85,12 @@ def test_sbatch_lines_come_before_the_first_command() -> None:
         first_command = next(i for i, line in enumerate(lines) if line and not line.startswith("#"))
         assert not any(line.startswith("#SBATCH") for line in lines[first_command:])
         assert lines[-1].startswith("exec ")
+
+
+def test_the_submission_tag_gives_way_to_the_users_comment() -> None:
+    assert SPECS["single"].sent_tag == "s1-ab12.0"
+    assert SPECS["dependency_setup_gpus"].sent_tag == ""  # extra={"comment": ...}
+    assert "slurm_magics:" not in render_script(SPECS["dependency_setup_gpus"])
 
 
 def test_single_job_runs_its_offset_element() -> None:
