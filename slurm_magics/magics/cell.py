@@ -14,14 +14,21 @@ import ast
 import builtins
 import dataclasses
 import types
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
+
+from .scopes import (
+    COMPREHENSIONS,
+    bound_in,
+    import_names,
+    own_nodes,
+    scope_global_reads,
+    target_names,
+)
 
 __all__ = ["CellAnalysis", "CellError", "analyse_cell", "make_cell_function"]
 
 _BUILTINS = frozenset(dir(builtins))
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-_COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 class CellError(ValueError):
@@ -39,136 +46,6 @@ class CellAnalysis:
     @property
     def names(self) -> tuple[str, ...]:
         return self.required + self.optional
-
-
-# -- bindings -------------------------------------------------------------------------------
-def _target_names(node: ast.AST) -> Iterator[str]:
-    """Names bound by an assignment target, a ``for`` target or a pattern."""
-    for child in ast.walk(node):
-        if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store | ast.Del):
-            yield child.id
-        elif isinstance(child, ast.MatchAs | ast.MatchStar) and child.name:
-            yield child.name
-        elif isinstance(child, ast.MatchMapping) and child.rest:
-            yield child.rest
-
-
-def _import_names(node: ast.Import | ast.ImportFrom) -> Iterator[str]:
-    for alias in node.names:
-        if alias.name != "*":
-            yield alias.asname or alias.name.split(".", 1)[0]
-
-
-def _own_nodes(nodes: Iterable[ast.AST]) -> Iterator[ast.AST]:
-    """Every node of a scope's body, not descending into nested scopes' bodies.
-
-    A nested scope's name, decorators, defaults and bases belong to this scope; its
-    body does not. A comprehension is yielded but not entered (its walrus targets, which
-    bind here, are found by ``_bound_in``).
-    """
-    stack = list(nodes)[::-1]
-    while stack:
-        node = stack.pop()
-        yield node
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            children: list[ast.AST] = [*node.decorator_list, node.args]
-            if node.returns is not None:
-                children.append(node.returns)
-        elif isinstance(node, ast.ClassDef):
-            children = [*node.decorator_list, *node.bases, *node.keywords]
-        elif isinstance(node, ast.Lambda):
-            children = [node.args]
-        elif isinstance(node, ast.arguments):
-            children = [d for d in (*node.defaults, *node.kw_defaults) if d is not None]
-            children += [a.annotation for a in _arguments(node) if a.annotation is not None]
-        elif isinstance(node, _COMPREHENSIONS):
-            children = [node.generators[0].iter]
-        else:
-            children = list(ast.iter_child_nodes(node))
-        stack.extend(reversed(children))
-
-
-def _bound_in(body: Sequence[ast.AST]) -> set[str]:
-    """Every name a scope binds anywhere in its own body (assignments, defs, imports, ...)."""
-    bound: set[str] = set()
-    for node in _own_nodes(body):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
-            bound.add(node.id)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            bound.add(node.name)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            bound.update(_import_names(node))
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, ast.MatchAs | ast.MatchStar | ast.MatchMapping):
-            bound.update(_target_names(node))
-        elif isinstance(node, _COMPREHENSIONS):
-            for inner in ast.walk(node):  # a walrus in a comprehension binds out here
-                if isinstance(inner, ast.NamedExpr) and isinstance(inner.target, ast.Name):
-                    bound.add(inner.target.id)
-    return bound
-
-
-def _declared(body: Sequence[ast.AST], kind: type[ast.Global | ast.Nonlocal]) -> set[str]:
-    return {name for node in _own_nodes(body) if isinstance(node, kind) for name in node.names}
-
-
-def _arguments(args: ast.arguments) -> list[ast.arg]:
-    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-    return [arg for arg in every if arg is not None]
-
-
-def _parameters(args: ast.arguments) -> set[str]:
-    return {arg.arg for arg in _arguments(args)}
-
-
-# -- reads from nested scopes (looked up when they run) --------------------------------------
-def _scope_global_reads(node: ast.AST, enclosing: frozenset[str]) -> set[str]:
-    """Globals a function, lambda, class body or comprehension reads (``enclosing``:
-    the names of enclosing function scopes, which closures see instead of globals)."""
-    if isinstance(node, ast.Lambda):
-        body: list[ast.AST] = [node.body]
-        local = _parameters(node.args)
-    elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-        body = list(node.body)
-        local = _parameters(node.args) | _bound_in(body)
-    elif isinstance(node, ast.ClassDef):
-        body = list(node.body)
-        local = _bound_in(body)
-    else:
-        assert isinstance(node, _COMPREHENSIONS)
-        body = _comprehension_parts(node)
-        local = set()
-        for generator in node.generators:
-            local.update(_target_names(generator.target))
-    explicit = _declared(body, ast.Global)
-    local -= explicit | _declared(body, ast.Nonlocal)
-    reads: set[str] = set()
-    # A class body's names are not visible inside its methods.
-    inner_enclosing = enclosing if isinstance(node, ast.ClassDef) else enclosing | local
-    for child in _own_nodes(body):
-        if child is not node and isinstance(child, _SCOPES + _COMPREHENSIONS):
-            reads |= _scope_global_reads(child, frozenset(inner_enclosing))
-        elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
-            name = child.id
-            if name in explicit or (name not in local and name not in enclosing):
-                reads.add(name)
-    return reads
-
-
-def _comprehension_parts(node: ast.AST) -> list[ast.AST]:
-    """A comprehension's own parts, except the first iterable (evaluated outside)."""
-    assert isinstance(node, _COMPREHENSIONS)
-    parts: list[ast.AST] = []
-    if isinstance(node, ast.DictComp):
-        parts += [node.key, node.value]
-    else:
-        parts.append(node.elt)
-    for index, generator in enumerate(node.generators):
-        if index:
-            parts.append(generator.iter)
-        parts += generator.ifs
-    return parts
 
 
 # -- the top level, in execution order ----------------------------------------------------------
@@ -219,16 +96,16 @@ class _TopLevel:
         """Reads and walrus bindings of an expression, in evaluation order (near enough)."""
         if node is None:
             return
-        for child in _own_nodes([node]):
+        for child in own_nodes([node]):
             if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
                 self.read(child.id)
             elif isinstance(child, ast.NamedExpr) and isinstance(child.target, ast.Name):
                 self.flow.bind([child.target.id])
-            elif isinstance(child, _COMPREHENSIONS):  # runs now, in its own scope
-                for name in _scope_global_reads(child, frozenset()):
+            elif isinstance(child, COMPREHENSIONS):  # runs now, in its own scope
+                for name in scope_global_reads(child, frozenset()):
                     self.read(name)
             elif isinstance(child, ast.Lambda):  # runs when called
-                self.late_reads(_scope_global_reads(child, frozenset()))
+                self.late_reads(scope_global_reads(child, frozenset()))
 
     def targets(self, node: ast.AST) -> None:
         """An assignment target: subscripts and attributes read, names bound."""
@@ -237,7 +114,7 @@ class _TopLevel:
                 self.expression(child.value)
                 if isinstance(child, ast.Subscript):
                     self.expression(child.slice)
-        self.flow.bind(_target_names(node))
+        self.flow.bind(target_names(node))
 
     # -- statements ---------------------------------------------------------------------------
     def block(self, statements: Sequence[ast.stmt]) -> None:
@@ -287,19 +164,19 @@ class _TopLevel:
             for part in ast.iter_child_nodes(node):  # decorators, defaults, bases: run now
                 if part not in node.body:
                     self.expression(part)
-            self.late_reads(_scope_global_reads(node, frozenset()))
+            self.late_reads(scope_global_reads(node, frozenset()))
             flow.bind([node.name])
         elif isinstance(node, ast.Import | ast.ImportFrom):
             if any(alias.name == "*" for alias in node.names):
                 self.star_import = True
-            flow.bind(_import_names(node))
+            flow.bind(import_names(node))
         elif isinstance(node, ast.Delete):
             for target in node.targets:
                 if isinstance(target, ast.Name):  # `del x` needs x
                     self.read(target.id)
                 else:
                     self.expression(target)
-                for name in _target_names(target):
+                for name in target_names(target):
                     flow.definite.discard(name)
         elif isinstance(node, ast.If):
             self.expression(node.test)
@@ -311,7 +188,7 @@ class _TopLevel:
             else:
                 self.expression(node.iter)
                 loop = flow.copy()
-                loop.bind(_target_names(node.target))
+                loop.bind(target_names(node.target))
             body = self.branch(node.body, loop)
             flow.maybe |= body.maybe
             flow.maybe |= self.branch(node.orelse, flow).maybe
@@ -331,7 +208,7 @@ class _TopLevel:
                 for child in ast.walk(case.pattern):  # value patterns read names
                     if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Load):
                         self.read(child.id)
-                start.bind(_target_names(case.pattern))
+                start.bind(target_names(case.pattern))
                 saved, self.flow = self.flow, start
                 self.expression(case.guard)
                 self.flow = saved
@@ -360,7 +237,7 @@ def analyse_cell(source: str, *, prebound: Iterable[str] = ()) -> CellAnalysis:
             f"the cell is not valid Python (line {error.lineno}: {error.msg}); {hint}."
         ) from None
     declared = {n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names}
-    bound_anywhere = _bound_in(tree.body) | declared | set(prebound)
+    bound_anywhere = bound_in(tree.body) | declared | set(prebound)
     walker = _TopLevel(prebound, bound_anywhere)
     walker.block(tree.body)
     # Only a name the cell never binds must exist in the notebook; others are shipped if
