@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import io
 import itertools
-import pickle
 import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import cloudpickle
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
@@ -24,8 +21,8 @@ from ..resources import ResourceError
 from ..states import normalise_state
 from ..task import task
 from ..widgets import JobsPanel, remember_arguments, show, widgets_available
-from ..widgets.status import strip_traceback
-from .cell import CellAnalysis, CellError, analyse_cell, make_cell_function
+from .cell import CellError, analyse_cell, make_cell_function
+from .namespace import job_named, job_variable, map_items, shipped
 from .options import (
     OptionsError,
     cancel_parser,
@@ -43,6 +40,7 @@ from .options import (
 )
 from .queue import QueueTable, group_queue
 from .session import JobRegistry, session_jobs
+from .waiting import described, wait
 
 __all__ = ["SlurmMagics"]
 
@@ -50,7 +48,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 Tracked = Job | JobArray
 
 _SLURM_ID = re.compile(r"^\d+(?:_\d+)?$")
-_INDEXED = re.compile(r"^([A-Za-z_]\w*)\[(-?\d+)\]$")
 _JOBS_HELP = "Show every job of this kernel live: state, elapsed, Cancel, log tail, graph."
 
 
@@ -64,43 +61,11 @@ def _documented(parser: Callable[[], Any]) -> Callable[[F], F]:
     return decorate
 
 
-class _Discard:
-    """A file that forgets what is written: pickling only to check that it works."""
-
-    def write(self, data: Any) -> int:
-        return len(memoryview(data))
-
-
-class _ProbePickler(cloudpickle.Pickler):  # type: ignore[misc]
-    """cloudpickle, with jobs standing for references (they become dependencies)."""
-
-    def __init__(self) -> None:
-        super().__init__(_Discard(), protocol=pickle.HIGHEST_PROTOCOL)
-        self.holds_jobs = False
-
-    def persistent_id(self, obj: Any) -> Any:
-        if isinstance(obj, Job | JobArray):
-            self.holds_jobs = True
-            return "job"
-        return None
-
-
 def _finished(slurm_state: str) -> bool:
     try:
         return normalise_state(slurm_state).finished
     except ValueError:
         return False
-
-
-def _type_name(value: Any) -> str:
-    kind = type(value)
-    module = kind.__module__
-    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
-
-
-def _described(item: Tracked, label: str = "") -> str:
-    kind = f"array {','.join(item.job_ids)}" if isinstance(item, JobArray) else f"job {item.job_id}"
-    return f"{kind} ({label or item.name})"
 
 
 @magics_class
@@ -139,11 +104,11 @@ class SlurmMagics(Magics):
             analysis = analyse_cell(cell, prebound=prebound)
         except CellError as error:
             raise UsageError(f"%%slurm: {error}") from None
-        after = [self._job_variable("--after", name) for name in options.after]
-        values, jobs = self._shipped(analysis)
+        after = [job_variable(self._namespace, "--after", name) for name in options.after]
+        values, jobs = shipped(self._namespace, analysis)
         items = None
         if options.map_name is not None and options.map_expression is not None:
-            items = self._map_items(options.map_name, options.map_expression)
+            items = map_items(self._namespace, options.map_name, options.map_expression)
         name = options.name or options.output or "cell"
         function = make_cell_function(
             cell,
@@ -174,107 +139,7 @@ class SlurmMagics(Magics):
         self.last_view = show(submitted, show_output=not options.wait)
         if not options.wait:
             return None
-        return self._wait(submitted)
-
-    def _job_variable(self, option: str, name: str) -> Tracked:
-        if name not in self._namespace:
-            raise UsageError(f"%%slurm: {option} {name}: the notebook has no variable {name!r}.")
-        value = self._namespace[name]
-        if not isinstance(value, Job | JobArray):
-            raise UsageError(
-                f"%%slurm: {option} {name}: {name!r} holds a {_type_name(value)}, not a job; "
-                "give variables bound to jobs (e.g. by %%slurm -o VAR)."
-            )
-        return value
-
-    def _shipped(self, analysis: CellAnalysis) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(values, jobs): the notebook's names the cell reads; jobs become dependencies."""
-        missing = [name for name in analysis.required if name not in self._namespace]
-        if missing:
-            names = ", ".join(missing)
-            raise UsageError(
-                f"%%slurm: the cell reads {names}, which the notebook does not define; "
-                "define it in a cell above (and run that cell) or inside this cell."
-            )
-        values: dict[str, Any] = {}
-        jobs: dict[str, Any] = {}
-        for name in analysis.names:
-            if name not in self._namespace:
-                continue
-            value = self._namespace[name]
-            probe = _ProbePickler()
-            try:
-                probe.dump(value)
-            except Exception as error:
-                raise UsageError(
-                    f"%%slurm: cannot send the variable {name!r} ({_type_name(value)}) to the "
-                    f"cluster: {type(error).__name__}: {error}. Create it inside the cell "
-                    "instead, or send what it is made from (a path, parameters)."
-                ) from None
-            (jobs if probe.holds_jobs else values)[name] = value
-        return values, jobs
-
-    def _map_items(self, name: str, expression: str) -> list[Any]:
-        try:
-            value = eval(expression, self._namespace)  # noqa: S307  (the user's expression)
-        except Exception as error:
-            raise UsageError(
-                f"%%slurm: --map {name}={expression}: evaluating {expression!r} raised "
-                f"{type(error).__name__}: {error}"
-            ) from None
-        try:
-            items = list(value)
-        except TypeError:
-            raise UsageError(
-                f"%%slurm: --map {name}={expression}: {expression!r} is a {_type_name(value)}, "
-                "which cannot be iterated; give a list, a range or another iterable."
-            ) from None
-        if not items:
-            raise UsageError(f"%%slurm: --map {name}={expression}: {expression!r} is empty.")
-        return items
-
-    def _wait(self, item: Tracked) -> Any:
-        __tracebackhide__ = True
-        bar = None
-        if isinstance(item, JobArray) and not widgets_available():
-            from tqdm.auto import tqdm  # noqa: PLC0415
-
-            bar = tqdm(total=len(item), desc=item.name, unit="task")
-        try:
-            while not item.done():
-                concurrent.futures.wait([item], timeout=0.2)
-                if bar is not None and isinstance(item, JobArray):
-                    bar.update(sum(job.done() for job in item.jobs) - bar.n)
-        except KeyboardInterrupt:
-            print(
-                f"Interrupted: {_described(item)} keeps running; it is _slurm_last, "
-                "%scancel stops it.",
-                file=sys.stderr,
-            )
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-        if isinstance(item, Job):
-            self._print_output(item)
-        if item.cancelled():
-            raise concurrent.futures.CancelledError(f"{_described(item)} was cancelled")
-        error = item.exception()
-        if error is not None:
-            raise error.with_traceback(None)  # the remote traceback is its cause
-        return item.result()
-
-    @staticmethod
-    def _print_output(job: Job) -> None:
-        stdout, stderr = job.stdout(), job.stderr()
-        if not job.cancelled() and job.exception() is not None:
-            stderr = strip_traceback(stderr)  # the raised error shows it
-        if stdout:
-            sys.stdout.write(stdout)
-            sys.stdout.flush()
-        if stderr.strip():
-            sys.stderr.write(stderr)
-            sys.stderr.flush()
+        return wait(submitted)
 
     # -- %slurm_connect ------------------------------------------------------------------------
     @line_magic
@@ -387,13 +252,13 @@ class SlurmMagics(Magics):
                 unfinished = sum(not job.done() for job in item.jobs)
                 if unfinished:
                     item.cancel()
-                    print(f"cancelled {_described(item, label)}: {unfinished} unfinished tasks")
+                    print(f"cancelled {described(item, label)}: {unfinished} unfinished tasks")
                 else:
-                    print(f"{_described(item, label)} had already finished: nothing to cancel")
+                    print(f"{described(item, label)} had already finished: nothing to cancel")
             elif item.cancel():
-                print(f"cancelled {_described(item, label)}")
+                print(f"cancelled {described(item, label)}")
             else:
-                print(f"{_described(item, label)} had already finished ({item.state.value})")
+                print(f"{described(item, label)} had already finished ({item.state.value})")
 
     def _cancel_target(self, target: str) -> tuple[Tracked | None, str]:
         """(job, label) for a variable, ``VAR[i]`` or a SLURM id; (None, id) for a foreign id."""
@@ -403,32 +268,7 @@ class SlurmMagics(Magics):
                 return entry.item, entry.label
             task_ = self.registry.find_task(target)
             return (task_, target) if task_ is not None else (None, target)
-        return self._job_named("%scancel", target, allow_array=True), target
-
-    def _job_named(self, magic: str, target: str, *, allow_array: bool) -> Tracked:
-        indexed = _INDEXED.match(target)
-        name = indexed.group(1) if indexed else target
-        if not name.isidentifier():
-            raise UsageError(
-                f"{magic}: {target!r} is neither a variable (job, arr[3]) nor a SLURM job id."
-            )
-        if name not in self._namespace:
-            raise UsageError(f"{magic}: the notebook has no variable {name!r}.")
-        value = self._namespace[name]
-        if indexed:
-            if not isinstance(value, JobArray):
-                raise UsageError(f"{magic}: {name!r} holds a {_type_name(value)}, not a job array.")
-            index = int(indexed.group(2))
-            if not -len(value) <= index < len(value):
-                raise UsageError(f"{magic}: {target}: {name!r} has {len(value)} tasks.")
-            return value[index]
-        if not isinstance(value, Job | JobArray):
-            raise UsageError(f"{magic}: {name!r} holds a {_type_name(value)}, not a job.")
-        if isinstance(value, JobArray) and not allow_array:
-            raise UsageError(
-                f"{magic}: {name!r} is an array of {len(value)} tasks: pick one, e.g. {name}[0]."
-            )
-        return value
+        return job_named(self._namespace, "%scancel", target, allow_array=True), target
 
     # -- %slurm_logs ---------------------------------------------------------------------------
     @line_magic
@@ -450,7 +290,7 @@ class SlurmMagics(Magics):
                     "the run folder under the cluster's root)."
                 )
         else:
-            found = self._job_named("%slurm_logs", options.target, allow_array=False)
+            found = job_named(self._namespace, "%slurm_logs", options.target, allow_array=False)
             assert isinstance(found, Job)
             job = found
         stream = 1 if options.stderr else 0
