@@ -25,7 +25,8 @@ __all__ = [
     "parse_squeue",
 ]
 
-SQUEUE_FORMAT = "%i|%A|%T|%r|%N"
+# The job name comes last: it is the one field that may itself contain "|".
+SQUEUE_FORMAT = "%i|%A|%T|%r|%N|%P|%M|%j"
 SACCT_FORMAT = "JobID,State,ExitCode,NodeList,Elapsed"
 
 _JOB_ID_RE = re.compile(r"^(\d+)(?:_(\d+|\[[^\]]*\]))?$")
@@ -40,6 +41,9 @@ class QueueRow:
     state: str
     reason: str
     nodes: str
+    partition: str = ""
+    elapsed: str = ""  # squeue's %M: "0:03", "1:02:03", "2-01:02:03"
+    name: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,13 +106,21 @@ def _job_lines(output: str) -> Iterator[tuple[str, tuple[int, ...] | None, list[
 
 
 def parse_squeue(output: str) -> list[QueueRow]:
-    """Parse `squeue --noheader -o SQUEUE_FORMAT` output."""
+    """Parse `squeue --noheader -o SQUEUE_FORMAT` output (also the older five-field one)."""
     # The array's id comes from %i ("129_1"): %A is each task's own job id ("138"),
     # except for the last task and a pending range, which keep the array's id.
-    return [
-        QueueRow(job_id, tasks, state, reason, nodes)
-        for job_id, tasks, (_, state, reason, nodes) in _job_lines(output)
-    ]
+    rows = []
+    for line in output.splitlines():
+        fields = line.strip().split("|", 7)
+        if len(fields) not in (5, 8):
+            continue
+        parsed = parse_job_id(fields[0])
+        if parsed is None:
+            continue
+        state, reason, nodes = (field.strip() for field in fields[2:5])
+        extra = [field.strip() for field in fields[5:7]] + fields[7:]
+        rows.append(QueueRow(parsed[0], parsed[1], state, reason, nodes, *extra))
+    return rows
 
 
 def parse_sacct(output: str) -> list[AccountingRow]:

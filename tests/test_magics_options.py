@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from slurm_magics.magics.options import (
@@ -12,7 +14,7 @@ from slurm_magics.magics.options import (
     parse_logs,
     parse_squeue,
 )
-from slurm_magics.magics.queue import QueueTable, compress_ids, group_queue
+from slurm_magics.magics.queue import QueueTable, compress_ids, elapsed_seconds, group_queue
 from slurm_magics.parsing import parse_squeue as parse_squeue_output
 from slurm_magics.resources import Resources
 
@@ -137,30 +139,50 @@ def test_compress_ids() -> None:
 def test_queue_groups_array_tasks() -> None:
     output = "\n".join(
         [
-            "100|100|RUNNING|None|node1",
-            "101_[5-9]|101|PENDING|Resources|",
-            "101_0|102|RUNNING|None|node1",
-            "101_1|103|RUNNING|None|node1",
-            "101_2|101|COMPLETED|None|node1",
-            "99|99|PENDING|Dependency|",
+            "100|100|RUNNING|None|node1|debug|1:02:03|prep",
+            "101_[5-9]|101|PENDING|Resources||batch|0:00|runner",
+            "101_0|102|RUNNING|None|node1|batch|0:09|runner",
+            "101_1|103|RUNNING|None|node1|batch|1:10|runner",
+            "101_2|101|COMPLETED|None|node1|batch|0:05|runner",
+            "99|99|PENDING|Dependency|",  # squeue's older five fields: no name, no time
         ]
     )
     lines = group_queue(parse_squeue_output(output), {"101": "sweep"})
-    assert [(line.job_id, line.name, line.state, line.tasks, line.where) for line in lines] == [
-        ("99", "", "PENDING", 1, "Dependency"),
-        ("100", "", "RUNNING", 1, "node1"),
-        ("101_2", "sweep", "COMPLETED", 1, ""),
-        ("101_[0-1]", "sweep", "RUNNING", 2, "node1"),
-        ("101_[5-9]", "sweep", "PENDING", 5, "Resources"),
+    assert [
+        (line.job_id, line.name, line.partition, line.state, line.tasks, line.elapsed, line.where)
+        for line in lines
+    ] == [
+        ("99", "", "", "PENDING", 1, "", "Dependency"),
+        ("100", "prep", "debug", "RUNNING", 1, "1:02:03", "node1"),  # SLURM's name
+        ("101_2", "sweep", "batch", "COMPLETED", 1, "0:05", ""),  # this session's label
+        ("101_[0-1]", "sweep", "batch", "RUNNING", 2, "1:10", "node1"),  # the longest
+        ("101_[5-9]", "sweep", "batch", "PENDING", 5, "0:00", "Resources"),
     ]
     table = QueueTable(lines, "me")
     text = repr(table)
-    assert text.splitlines()[0].split() == ["JOBID", "NAME", "TASKS", "STATE", "NODES/REASON"]
-    assert "101_[5-9]              sweep                5  PENDING      Resources" in text
+    assert text.splitlines()[0].split() == [
+        "JOBID",
+        "NAME",
+        "PARTITION",
+        "TASKS",
+        "STATE",
+        "TIME",
+        "NODES/REASON",
+    ]
+    assert re.search(r"^101_\[5-9\]\s+sweep\s+batch\s+5\s+PENDING\s+0:00\s+Resources$", text, re.M)
     html = table._repr_html_()
     assert html.count("<tr>") == 6
+    assert "<td>1:02:03</td>" in html.replace(' style="text-align:right"', "")
     assert "squeue -u me" in html
     assert repr(QueueTable([], "me")) == "no jobs in the queue for me"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0:00", 0), ("0:09", 9), ("1:10", 70), ("1:02:03", 3723), ("2-01:00:05", 176405), ("", 0)],
+)
+def test_elapsed_seconds(text: str, seconds: int) -> None:
+    assert elapsed_seconds(text) == seconds
 
 
 def test_long_task_ranges_are_shortened() -> None:

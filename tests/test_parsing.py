@@ -5,6 +5,9 @@ tests/data/README.md says how most files were recorded. Recorded for these tests
 - sbatch_invalid_partition_stderr.txt: `sbatch --parsable --partition=nosuch --wrap true`
   (stderr; stdout was empty, exit status 1)
 - squeue_with_header.txt: `squeue --states=all -u root -o '%i|%A|%T|%r|%N' | head -4`
+- squeue_named.txt: `squeue --noheader --states=all -o '%i|%A|%T|%r|%N|%P|%M|%j'` for three
+  jobs: `-J "train model" --wrap "sleep 40"`, `-J sweep -p batch --hold --array=0-4`, and
+  `-J "pipe|line" -a 0-1 --wrap "sleep 40"` (a name with the separator in it)
 - squeue_comments.txt: `squeue --noheader --states=all -u root -o '%F|%k'` (lines of jobs
   19336-19340; 19339 is a held 3-task array submitted with
   `#SBATCH --comment=slurm_magics:20261121-1-ab.0`, then scancelled)
@@ -118,6 +121,16 @@ def test_parse_squeue_gathers_all_tasks_of_an_array() -> None:
         normalise_state(row.state)  # every recorded state is known
 
 
+def test_parse_squeue_recorded_names_partitions_and_times() -> None:
+    rows = parse_squeue(recorded("squeue_named.txt"))
+    assert rows == [
+        QueueRow("19456", (0, 1, 2, 3, 4), "PENDING", "JobHeldUser", "", "batch", "0:00", "sweep"),
+        QueueRow("19455", None, "RUNNING", "None", "vm", "debug", "0:03", "train model"),
+        QueueRow("19457", (0,), "RUNNING", "None", "vm", "debug", "0:03", "pipe|line"),
+        QueueRow("19457", (1,), "RUNNING", "None", "vm", "debug", "0:03", "pipe|line"),
+    ]
+
+
 def test_parse_squeue_ignores_foreign_lines() -> None:
     text = recorded("squeue_with_header.txt")
     assert text.startswith("JOBID|JOBID|STATE|REASON|NODELIST\n")
@@ -125,6 +138,7 @@ def test_parse_squeue_ignores_foreign_lines() -> None:
     assert [r.array_job_id for r in rows] == ["123", "124", "125"]
     assert parse_squeue("") == []
     assert parse_squeue("1|1|RUNNING|None\n1|1|RUNNING|None|vm|extra\n") == []
+    assert parse_squeue("1|1|RUNNING|None|vm|debug|0:01\n") == []
 
 
 # -- sacct ----------------------------------------------------------------------------------

@@ -48,6 +48,19 @@ class _Task:
     process: asyncio.subprocess.Process | None = None
 
 
+def _elapsed(task: _Task) -> str:
+    """squeue's %M for a task: "M:SS", "H:MM:SS" or "D-HH:MM:SS"."""
+    if task.started is None:
+        return "0:00"
+    seconds = int((task.ended or time.time()) - task.started)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}-{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
 class LocalScheduler:
     """An in-process scheduler with the ``Scheduler`` interface."""
 
@@ -139,6 +152,9 @@ class LocalScheduler:
                 "RUNNING" if task.state == "RUNNING" else task.state,
                 task.reason if task.state == "PENDING" else "None",
                 "localhost" if task.started is not None else "",
+                "local",
+                _elapsed(task),
+                task.options.name,
             )
             for tasks in self._tasks.values()
             for task in tasks

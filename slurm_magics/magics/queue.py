@@ -10,7 +10,7 @@ from ..parsing import QueueRow
 from ..states import normalise_state
 from ..widgets.text import COLOURS
 
-__all__ = ["QueueLine", "QueueTable", "compress_ids", "group_queue"]
+__all__ = ["QueueLine", "QueueTable", "compress_ids", "elapsed_seconds", "group_queue"]
 
 _RUNNING_WORDS = ("RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPED")
 
@@ -47,6 +47,19 @@ class QueueLine:
     state: str
     tasks: int
     where: str  # nodes when running, else the reason
+    partition: str = ""
+    elapsed: str = ""  # the longest of the line's tasks, as squeue writes it
+
+
+def elapsed_seconds(text: str) -> int:
+    """squeue's "M:SS", "H:MM:SS" or "D-HH:MM:SS" in seconds (0 when unreadable)."""
+    days, _, clock = text.rpartition("-")
+    total = 0
+    for part in clock.split(":"):
+        if not part.isdigit():
+            return 0
+        total = total * 60 + int(part)
+    return total + (int(days) * 86400 if days.isdigit() else 0)
 
 
 def _where(row: QueueRow) -> str:
@@ -57,28 +70,42 @@ def _where(row: QueueRow) -> str:
 
 
 def group_queue(rows: Sequence[QueueRow], names: Mapping[str, str]) -> list[QueueLine]:
-    """Group array tasks by (array, state, where); ``names`` maps SLURM ids to labels."""
-    groups: dict[tuple[str, str, str], list[int]] = {}
-    single: list[QueueLine] = []
+    """Group array tasks by (array, state, where); ``names`` maps SLURM ids to labels
+    (this session's variable names), SLURM's job name otherwise."""
+    groups: dict[tuple[str, str, str], list[QueueRow]] = {}
+    lines: list[QueueLine] = []
     for row in rows:
-        name = names.get(row.array_job_id, "")
+        name = names.get(row.array_job_id) or row.name
         if row.task_ids is None:
-            single.append(QueueLine(row.array_job_id, name, row.state, 1, _where(row)))
+            lines.append(
+                QueueLine(
+                    row.array_job_id,
+                    name,
+                    row.state,
+                    1,
+                    _where(row),
+                    row.partition,
+                    row.elapsed,
+                )
+            )
         else:
-            key = (row.array_job_id, row.state, _where(row))
-            groups.setdefault(key, []).extend(row.task_ids)
-    lines = single + [
-        QueueLine(
-            f"{array_id}_[{_shorten(compress_ids(tasks))}]"
-            if len(tasks) > 1
-            else f"{array_id}_{tasks[0]}",
-            names.get(array_id, ""),
-            state,
-            len(set(tasks)),
-            where,
+            groups.setdefault((row.array_job_id, row.state, _where(row)), []).append(row)
+    for (array_id, state, where), members in groups.items():
+        tasks = [task for row in members for task in row.task_ids or ()]
+        longest = max(members, key=lambda row: elapsed_seconds(row.elapsed))
+        lines.append(
+            QueueLine(
+                f"{array_id}_[{_shorten(compress_ids(tasks))}]"
+                if len(tasks) > 1
+                else f"{array_id}_{tasks[0]}",
+                names.get(array_id) or members[0].name,
+                state,
+                len(set(tasks)),
+                where,
+                members[0].partition,
+                longest.elapsed,
+            )
         )
-        for (array_id, state, where), tasks in groups.items()
-    ]
 
     def order(line: QueueLine) -> tuple[int, str]:
         head = line.job_id.split("_", 1)[0]
@@ -100,9 +127,13 @@ class QueueTable:
     def __repr__(self) -> str:
         if not self.lines:
             return f"no jobs in the queue{f' for {self.user}' if self.user else ''}"
-        header = f"{'JOBID':<22} {'NAME':<16} {'TASKS':>5}  {'STATE':<12} NODES/REASON"
+        header = (
+            f"{'JOBID':<22} {'NAME':<16} {'PARTITION':<9} {'TASKS':>5}  {'STATE':<12} "
+            f"{'TIME':>10}  NODES/REASON"
+        )
         rows = [
-            f"{line.job_id:<22} {line.name[:16]:<16} {line.tasks:>5}  {line.state:<12} {line.where}"
+            f"{line.job_id:<22} {line.name[:16]:<16} {line.partition[:9]:<9} {line.tasks:>5}  "
+            f"{line.state:<12} {line.elapsed:>10}  {line.where}"
             for line in self.lines
         ]
         return "\n".join([header, *rows])
@@ -118,13 +149,16 @@ class QueueTable:
                 colour = "#9e9e9e"
             cells.append(
                 f"<tr><td>{html.escape(line.job_id)}</td><td>{html.escape(line.name)}</td>"
+                f"<td>{html.escape(line.partition)}</td>"
                 f'<td style="text-align:right">{line.tasks}</td>'
                 f'<td><span style="color:{colour}">&#9679;</span> {html.escape(line.state)}</td>'
+                f'<td style="text-align:right">{html.escape(line.elapsed)}</td>'
                 f"<td>{html.escape(line.where)}</td></tr>"
             )
         caption = f"<caption>squeue -u {html.escape(self.user)}</caption>" if self.user else ""
         return (
             f'<table style="font-size:90%">{caption}<thead><tr><th>job id</th><th>name</th>'
-            "<th>tasks</th><th>state</th><th>nodes / reason</th></tr></thead>"
+            "<th>partition</th><th>tasks</th><th>state</th><th>time</th>"
+            "<th>nodes / reason</th></tr></thead>"
             f"<tbody>{''.join(cells)}</tbody></table>"
         )
