@@ -13,14 +13,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
-from .errors import ClusterError, JobFailedError
+from .ending import Ending, Key, note_timing
+from .errors import ClusterError
 from .job import Job, Run
-from .outcomes import dependency_error, error_from_outcome, failure_without_result
+from .outcomes import dependency_error
 from .parsing import ClusterConfig, QueueRow
-from .payload import load_outcome
-from .retries import run_again, wants_retry
+from .retries import run_again
 from .scheduler import SchedulerBackend
 from .states import JobState, normalise_state, state_from_stderr
 from .transport import Transport
@@ -33,14 +32,11 @@ FAST_LISTING = 0.1  # seconds between sentinel listings while tasks may finish
 MIN_INTERVAL = 0.5  # seconds between squeue calls right after activity
 MAX_INTERVAL = 10.0  # ... and at most, when nothing changes (also capped by MinJobAge)
 BACKOFF = 1.5
-STDERR_TAIL = 4096
 NEVER_SATISFIED = "DependencyNeverSatisfied"
 REQUEUE_SETTLE = 3.0  # seconds between seeing a failed attempt ended and requeuing it
 
 # Pending reasons of tasks that will not start by themselves any moment.
 _NOT_STARTING_SOON = ("Dependency", "Held", "BeginTime", "Limit")
-
-Key = tuple[str, int]  # (run id, element)
 
 
 class Poller:
@@ -74,7 +70,8 @@ class Poller:
         # True while some task runs or waits only for a slot (not for a dependency):
         # then results may land any moment and the sentinel listing runs fast.
         self._hot = False
-        self._requeue: dict[Key, BaseException] = {}  # elements to run again, and why
+        self.ending = Ending(transport)
+        self._requeue = self.ending.requeue  # elements to run again, and why
         self._ended_seen: dict[Key, float] = {}  # when an element to requeue was seen ended
         self._rearmed: dict[str, float] = {}  # runs whose dependency was set again, until when
         #: called as on_retry(run, element, attempt, error) for each new attempt
@@ -218,8 +215,8 @@ class Poller:
                     continue
                 job = run.jobs[int(item_text)]
                 if not job.done():
-                    _note_timing(job, timing)
-                    await self._resolve_from_file(job)
+                    note_timing(job, timing)
+                    await self.ending.from_file(job)
                 consumed.append(f"{folder}/{name}")
         if consumed:
             await self.transport.remove_files(consumed)
@@ -230,54 +227,7 @@ class Poller:
         present = set(await self.transport.list_dir(f"{run.run_dir}/results"))
         for job in run.jobs:
             if not job.done() and f"{job.item}.pkl" in present:
-                await self._resolve_from_file(job)
-
-    async def _resolve_from_file(self, job: Job) -> bool:
-        """Resolve a job from its result file; False when there is none (yet)."""
-        path = f"{job.run.run_dir}/results/{job.item}.pkl"
-        try:
-            data = await self.transport.read_file(path)
-        except FileNotFoundError:
-            return False
-        job.ended_at = job.ended_at or time.time()
-        try:
-            outcome = load_outcome(data)
-        except Exception as error:
-            self._fail(
-                job,
-                JobState.FAILED,
-                failure_without_result(
-                    JobState.FAILED,
-                    job_id=job.job_id,
-                    exit_code=None,
-                    stderr_tail="",
-                    log_paths=job.log_paths(),
-                    detail=f"wrote a result this Python cannot load ({error!r})",
-                ),
-            )
-            return True
-        if outcome[0] == "ok":
-            job._end_ok(outcome[1])
-        else:
-            tail = await self._stderr_tail(job)
-            remote = error_from_outcome(
-                outcome, job_id=job.job_id, stderr_tail=tail, log_paths=job.log_paths()
-            )
-            self._fail(job, JobState.FAILED, remote)
-        return True
-
-    def _fail(self, job: Job, state: JobState, error: BaseException) -> None:
-        element = job.run.element_of(job.item)
-        if wants_retry(job.run, element, error):
-            self._requeue.setdefault((job.run.run_id, element), error)
-            job._set_live(JobState.PENDING, "Requeued")
-            return
-        job._end_failed(state, error)
-
-    async def _stderr_tail(self, job: Job) -> str:
-        data = await self.transport.read_tail(job.log_paths()[1], STDERR_TAIL)
-        lines = data.decode(errors="replace").splitlines()
-        return "\n".join(lines[-30:])
+                await self.ending.from_file(job)
 
     # -- squeue -------------------------------------------------------------------------------
     def _keys_of(self, slurm_id: str, task_ids: tuple[int, ...] | None) -> list[Key]:
@@ -339,7 +289,7 @@ class Poller:
             run = self._runs[key[0]]
             for job in self._jobs_of(key):
                 error = dependency_error(job.job_id, run.dependency or "another job", "failed")
-                self._fail(job, JobState.DEPENDENCY_FAILED, error)
+                self.ending.fail(job, JobState.DEPENDENCY_FAILED, error)
 
     async def fail_dependents(self, run: Run, upstream: Job) -> None:
         """``upstream`` failed or was cancelled: ``run`` (afterok on it) can never start."""
@@ -349,9 +299,22 @@ class Poller:
         await self.scheduler.cancel(part.slurm_id for part in run.slices)
         why = "was cancelled" if upstream.cancelled() else "failed"
         for job in waiting:
-            self._fail(
+            self.ending.fail(
                 job, JobState.DEPENDENCY_FAILED, dependency_error(job.job_id, repr(upstream), why)
             )
+
+    async def _end_without_sentinel(
+        self,
+        key: Key,
+        jobs: list[Job],
+        state: JobState,
+        exit_code: str | None,
+        tail: str,
+        detail: str = "",
+    ) -> bool:
+        self._missing_since.pop(key, None)
+        await self.ending.without_result(jobs, state, exit_code, tail, detail)
+        return True
 
     async def _settle_ended(self, ended: dict[Key, QueueRow]) -> bool:
         changed = False
@@ -360,7 +323,7 @@ class Poller:
             jobs = self._jobs_of(key)
             if not jobs:
                 continue
-            tail = await self._stderr_tail(jobs[0])
+            tail = await self.ending.stderr_tail(jobs[0])
             state = normalise_state(row.state, stderr=tail)
             if state in (JobState.COMPLETED, JobState.FAILED):
                 # The runner writes a result for each item before exiting: wait a little
@@ -392,7 +355,7 @@ class Poller:
             if not jobs:
                 continue
             first = self._missing_since.setdefault(key, now)
-            tail = await self._stderr_tail(jobs[0])
+            tail = await self.ending.stderr_tail(jobs[0])
             if key in rows:
                 state = normalise_state(rows[key][0], rows[key][1], tail)
                 if state.finished and (
@@ -411,36 +374,3 @@ class Poller:
             detail = "" if state is not JobState.FAILED else "left the queue without a result"
             changed |= await self._end_without_sentinel(key, jobs, state, None, tail, detail)
         return changed
-
-    async def _end_without_sentinel(
-        self,
-        key: Key,
-        jobs: list[Job],
-        state: JobState,
-        exit_code: str | None,
-        tail: str,
-        detail: str = "",
-    ) -> bool:
-        self._missing_since.pop(key, None)
-        for job in jobs:
-            if await self._resolve_from_file(job):  # the sentinel may have been lost
-                continue
-            error: Any = failure_without_result(
-                state if state is not JobState.COMPLETED else JobState.FAILED,
-                job_id=job.job_id,
-                exit_code=exit_code,
-                stderr_tail=tail,
-                log_paths=job.log_paths(),
-                detail=detail
-                or ("ended but wrote no result" if state is JobState.COMPLETED else ""),
-            )
-            assert isinstance(error, JobFailedError)
-            self._fail(job, error.state, error)
-        return True
-
-
-def _note_timing(job: Job, timing: str) -> None:
-    """Take the task's own start and end (ms since the epoch) from its sentinel's name."""
-    start, _, end = timing.partition("-")
-    if start.isdigit() and end.isdigit():
-        job.started_at, job.ended_at = int(start) / 1000, int(end) / 1000
