@@ -294,8 +294,8 @@ def test_squeue_table(outputs: dict) -> None:
     assert "<table" in shown[0]["data"]["text/html"]
     text = shown[0]["data"]["text/plain"]
     assert text.startswith("JOBID")
-    assert re.search(r"^\d+\s+j1\s+debug\s+1\s+COMPLETED\s+\d+:\d\d", text, re.MULTILINE)
-    assert re.search(r"^\d+_\[0-2\]\s+squares\s+debug\s+3\s+COMPLETED", text, re.MULTILINE)
+    assert re.search(r"^\d+\s+j1\s+(debug|local)\s+1\s+COMPLETED\s+\d+:\d\d", text, re.MULTILINE)
+    assert re.search(r"^\d+_\[0-2\]\s+squares\s+(debug|local)\s+3\s+COMPLETED", text, re.MULTILINE)
 
 
 def test_slurm_logs(outputs: dict) -> None:
