@@ -21,7 +21,7 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     from .service import SlurmService  # noqa: PLC0415
 
     web_app = server_app.web_app
-    service = SlurmService(root_dir=str(server_app.root_dir))
+    service = SlurmService(root_dir=str(server_app.root_dir), log=server_app.log)
     web_app.settings["slurm_magics_service"] = service
     web_app.add_handlers(".*$", handlers(web_app.settings["base_url"], service))
     server_app.log.info(

@@ -1,5 +1,6 @@
 """What the server extension does, apart from HTTP: read the registry, read the queue (one
-squeue per refresh, shared by every open panel), read log tails, cancel jobs.
+squeue per refresh, shared by every open panel), settle from sacct the items that left the
+queue with no recorded end (``settle.py``), read log tails, cancel jobs.
 
 It runs in the Jupyter server's event loop: commands go through the scheduler layer's own
 asyncio subprocesses (never a shell), and SQLite and file reads go to worker threads.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +22,7 @@ from ..scheduler import Scheduler
 from ..states import JobState
 from ..transport import LocalTransport
 from . import views
+from .settle import SACCT_INTERVAL, Settler
 from .views import JSON, QueueSnapshot
 
 __all__ = ["CancelTarget", "LookupFailed", "QueueCache", "SlurmService"]
@@ -109,13 +112,22 @@ class SlurmService:
         root_dir: str,
         registry: Callable[[], Registry] = default_registry,
         scheduler: Scheduler | None = None,
+        fetch_queue: Callable[[], Awaitable[list[QueueRow]]] | None = None,
+        sacct_interval: float = SACCT_INTERVAL,
+        log: logging.Logger | None = None,
     ) -> None:
+        """``fetch_queue`` reads the queue (default: the scheduler's squeue of every state,
+        ended jobs included until SLURM forgets them); ``sacct_interval`` is the shortest
+        time between two sacct calls."""
         self.root_dir = root_dir
         self._registry_factory = registry
         self._registry: Registry | None = None
         self.scheduler = scheduler or Scheduler(LocalTransport())
         self.queue = QueueCache(
-            self.scheduler.queue, calls=lambda: self.scheduler.counters["squeue"]
+            fetch_queue or self.scheduler.queue, calls=lambda: self.scheduler.counters["squeue"]
+        )
+        self.settler = Settler(
+            self.scheduler, lambda: self.registry, interval=sacct_interval, log=log
         )
 
     @property
@@ -130,6 +142,8 @@ class SlurmService:
         snapshot = await self.queue.get()
         total, page = await asyncio.to_thread(self._page, offset, limit, notebook)
         live = None if snapshot.error else views.queue_states(snapshot.rows)
+        if live is not None:  # UNKNOWN items: how they ended, from sacct
+            page = await self.settler.settle(page, live, snapshot.fetched_at)
         paths = await asyncio.to_thread(self._notebook_paths, {r.notebook for r, _ in page})
         runs = [
             views.run_view(
@@ -140,7 +154,12 @@ class SlurmService:
             for record, jobs in page
         ]
         return views.jobs_view(
-            runs, total=total, offset=offset, limit=limit, queue=views.queue_summary(snapshot)
+            runs,
+            total=total,
+            offset=offset,
+            limit=limit,
+            queue=views.queue_summary(snapshot),
+            accounting=self.settler.status(),
         )
 
     def _page(

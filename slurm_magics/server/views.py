@@ -2,7 +2,8 @@
 
 A run's items are shown in their registry state once that state is final; before that,
 in the state squeue gives their element (the registry only learns how a job ended), or
-UNKNOWN when a run of this machine has left the queue and no process recorded its end.
+UNKNOWN when a run of this machine has left the queue and no process recorded its end (the
+service then asks sacct how it ended, and records that: see ``settle.py``).
 """
 
 from __future__ import annotations
@@ -185,8 +186,17 @@ def run_view(record: RunRecord, states: Sequence[str], *, notebook_path: str | N
     return view
 
 
-def jobs_view(runs: Sequence[JSON], *, total: int, offset: int, limit: int, queue: JSON) -> JSON:
-    """A page of runs (newest first) grouped by the notebook that submitted them."""
+def jobs_view(
+    runs: Sequence[JSON],
+    *,
+    total: int,
+    offset: int,
+    limit: int,
+    queue: JSON,
+    accounting: JSON | None = None,
+) -> JSON:
+    """A page of runs (newest first) grouped by the notebook that submitted them, with the
+    queue's summary and the server's sacct calls (``accounting``: calls, asked_at, error)."""
     groups: dict[str, JSON] = {}
     for run in runs:
         group = groups.setdefault(
@@ -206,6 +216,7 @@ def jobs_view(runs: Sequence[JSON], *, total: int, offset: int, limit: int, queu
         "limit": limit,
         "notebooks": list(groups.values()),
         "queue": queue,
+        "accounting": accounting or {},
     }
 
 
