@@ -11,7 +11,7 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from . import _runner
@@ -19,7 +19,7 @@ from .data import FileArray, FileArrayItem, FileValue
 from .engine import engine
 from .environment import check_environment
 from .errors import ClusterError
-from .job import Job, JobArray, Run, Slice
+from .job import Call, Job, JobArray, Run, Slice
 from .outcomes import dependency_error
 from .parsing import ClusterConfig
 from .payload import ArgumentTable, Reference, dump_function, dump_meta
@@ -40,7 +40,6 @@ _transport_users: dict[int, int] = {}
 _users_lock = threading.Lock()
 
 Condition = Literal["afterok", "afterany"]
-Call = tuple[tuple[Any, ...], Mapping[str, Any]]
 
 
 class Cluster:

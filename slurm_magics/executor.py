@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .cluster import Call, Cluster
+from .cluster import Cluster
 from .connect import default_cluster
 from .futures import AwaitableFuture
-from .job import Job
+from .job import Call, Job
 from .resources import resources_from_options
 
 __all__ = ["SlurmExecutor"]

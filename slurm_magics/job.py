@@ -7,14 +7,16 @@ import concurrent.futures
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, overload
 
 from .futures import AwaitableFuture
 from .sbatch import log_path
 from .states import JobState
 
-__all__ = ["Job", "JobArray", "JobHost", "Run", "Slice"]
+__all__ = ["Call", "Job", "JobArray", "JobHost", "Run", "Slice"]
+
+Call = tuple[tuple[Any, ...], Mapping[str, Any]]  # (args, kwargs) of one call
 
 
 class JobHost(Protocol):
@@ -211,6 +213,9 @@ class JobArray(AwaitableFuture[list[Any]]):
         super().__init__()
         self.jobs = list(jobs)
         self.runs = list(runs)
+        #: the function and the (args, kwargs) of each task, when this process made the
+        #: array (``to_dataframe()`` shows them as columns); None for an attached array
+        self.calls: tuple[Callable[..., Any], Sequence[Call]] | None = None
         self._remaining = len(self.jobs)
         self._lock = threading.Lock()
         for job in self.jobs:
@@ -304,8 +309,9 @@ class JobArray(AwaitableFuture[list[Any]]):
         return mimebundle(self, include, exclude)
 
     def to_dataframe(self) -> Any:
-        """A pandas DataFrame, one row per task: arguments (when known), state, elapsed,
-        result, error. Needs pandas."""
+        """A pandas DataFrame, one row per task: its arguments by parameter name (known to
+        the process that made the array), job_id, state, elapsed, result, error. Needs
+        pandas."""
         from .widgets import to_dataframe  # noqa: PLC0415
 
         return to_dataframe(self)

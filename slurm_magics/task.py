@@ -8,9 +8,9 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
-from .cluster import Call, Cluster, Condition
+from .cluster import Cluster, Condition
 from .connect import default_cluster
-from .job import Job, JobArray
+from .job import Call, Job, JobArray
 from .resources import ResourceError, Resources, resources_from_options
 from .retries import DEFAULT_RETRY_ON, check_retry_on
 
@@ -208,6 +208,7 @@ class Task(Generic[P, R]):
             for index, job in zip(indices, run.jobs, strict=True):
                 jobs[index] = job
         array = JobArray([job for job in jobs if job is not None], runs)
+        array.calls = (self.function, calls)
         if len(runs) == 1:
             cluster.live_arrays[runs[0].run_id] = array
         return array

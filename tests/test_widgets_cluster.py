@@ -99,3 +99,34 @@ def test_terminal_ipython_shows_text_never_widget_reprs(
     assert "100%" in result.stderr  # tqdm while waiting for the array
     for widget_repr in ("VBox(", "HTML(value", "Button(", "model_id"):
         assert widget_repr not in out + result.stderr
+
+
+def fit(lr: float, depth: int = 2, **options: object) -> float:
+    if lr > 1:
+        raise ValueError(f"lr {lr} is too large")
+    return lr * depth
+
+
+def test_a_sweep_as_a_table_with_its_arguments(cluster: sm.Cluster, tmp_path: Path) -> None:
+    import pandas  # a test extra; the package itself imports it only on demand
+
+    configs = [{"lr": 0.1, "depth": 3}, {"lr": 0.5, "seed": 7}, {"lr": 2.0}]
+    sweep = sm.task(fit, memory="100M", time=5).map(configs)
+    assert sweep.wait(timeout=180)
+    frame = sweep.to_dataframe()
+    assert list(frame.index) == [0, 1, 2]
+    assert {"job_id", "lr", "depth", "seed", "state", "elapsed", "result", "error"} <= set(
+        frame.columns
+    )
+    assert frame.loc[0, "result"] == pytest.approx(0.3)
+    assert frame.loc[1, "seed"] == 7 and frame.loc[1, "result"] == pytest.approx(1.0)
+    assert list(frame["state"]) == ["COMPLETED", "COMPLETED", "FAILED"]
+    assert frame.loc[2, "error"] == "ValueError: lr 2.0 is too large"
+    assert frame.loc[2, "job_id"] == sweep[2].job_id
+    best = frame.loc[frame["result"].idxmax()]
+    assert best["lr"] == 0.5
+    path = tmp_path / "sweep.parquet"
+    sweep.to_parquet(str(path))
+    again = pandas.read_parquet(path)
+    assert list(again["lr"]) == [0.1, 0.5, 2.0]
+    assert list(again["state"]) == list(frame["state"])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import importlib
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ..arguments import RESERVED, call_columns, signature_of
 from ..job import JobArray
 
 __all__ = ["remember_arguments", "task_records", "to_dataframe", "to_parquet"]
 
-_COLUMNS = ("task", "job_id", "state", "elapsed", "result", "error")
 # The arguments of arrays made here (``%%slurm --map``): the submitted table is pickled on
 # the cluster, so only the front end that built the items knows them.
 _arguments: weakref.WeakKeyDictionary[JobArray, tuple[str, Sequence[Any]]] = (
@@ -26,18 +26,31 @@ def remember_arguments(array: JobArray, name: str, items: Sequence[Any]) -> None
 
 def _argument_columns(name: str, item: Any) -> dict[str, Any]:
     if isinstance(item, Mapping) and all(isinstance(key, str) for key in item):
-        return {(f"{name}.{key}" if key in _COLUMNS else key): value for key, value in item.items()}
+        return {(f"{name}.{key}" if key in RESERVED else key): value for key, value in item.items()}
     return {name: item}
+
+
+def _call_columns(array: JobArray) -> Callable[[int], dict[str, Any]] | None:
+    """Task index -> its argument columns, when this process knows the arguments."""
+    known = _arguments.get(array)
+    if known is not None:
+        name, items = known
+        return lambda index: _argument_columns(name, items[index])
+    if array.calls is not None:
+        function, calls = array.calls
+        signature = signature_of(function)
+        return lambda index: call_columns(signature, *calls[index])
+    return None
 
 
 def task_records(array: JobArray) -> list[dict[str, Any]]:
     """One dict per task: task, job_id, its arguments when known, state, elapsed, result, error."""
-    known = _arguments.get(array)
+    columns = _call_columns(array)
     records = []
     for index, job in enumerate(array.jobs):
         record: dict[str, Any] = {"task": index, "job_id": job.job_id}
-        if known is not None:
-            record.update(_argument_columns(known[0], known[1][index]))
+        if columns is not None:
+            record.update(columns(index))
         result = error = None
         if job.cancelled():
             error = "cancelled"
