@@ -88,7 +88,6 @@ def test_already_failed_dependency_raises_at_once_and_submits_nothing(
     assert cluster.counters["sbatch"] == before
 
 
-@pytest.mark.slurm_only  # the local backend does not enforce memory
 def test_out_of_memory(cluster: sm.Cluster) -> None:
     def hog() -> int:
         block = bytearray(400 * 1024 * 1024)

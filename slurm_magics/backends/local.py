@@ -5,7 +5,9 @@ the futures above it behave exactly as on SLURM: arrays with throttles, afterok/
 dependencies (a failed afterok dependency leaves the job pending with
 ``DependencyNeverSatisfied``, as SLURM does), time limits (TIMEOUT), cancellation, per-task
 stdout/stderr files and SLURM's environment variables. Tasks share this machine's CPUs:
-each takes the CPUs it asked for, and waits while they are busy. Memory is not enforced.
+each takes the CPUs it asked for, and waits while they are busy. Memory is enforced as
+SLURM's OverMemoryKill does it (see ``memory``): a task whose processes' resident memory
+exceeds ``--mem`` is killed and ends OUT_OF_MEMORY, with slurmstepd's line in its stderr.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from ..errors import SubmissionError
 from ..parsing import AccountingRow, ClusterConfig, QueueRow
 from ..transport import LocalTransport, Transport
 from .directives import Directives, expand_log_pattern, parse_directives
+from .memory import MemoryWatcher, kill_tree
 
 __all__ = ["LocalScheduler"]
 
-_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"}
+_ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY"}
 
 
 @dataclasses.dataclass(eq=False)
@@ -46,6 +49,7 @@ class _Task:
     started: float | None = None
     ended: float | None = None
     process: asyncio.subprocess.Process | None = None
+    over_memory: bool = False  # killed by the memory sampler
 
 
 def _elapsed(task: _Task) -> str:
@@ -73,6 +77,7 @@ class LocalScheduler:
         self._tasks: dict[int, list[_Task]] = {}  # by array id
         self._next_id = 1
         self._used = 0
+        self._memory = MemoryWatcher()
 
     async def show_config(self) -> ClusterConfig:
         self.counters["scontrol"] += 1
@@ -248,6 +253,7 @@ class LocalScheduler:
             env["SLURM_ARRAY_JOB_ID"] = str(task.array_id)
             env["SLURM_ARRAY_TASK_ID"] = str(task.task_id)
         state, code = "FAILED", "1:0"
+        task.over_memory = False
         try:
             with _open_append(out_path) as out, _open_append(err_path) as err:
                 task.process = await asyncio.create_subprocess_exec(
@@ -255,10 +261,20 @@ class LocalScheduler:
                     stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err,
                     env=env, start_new_session=True,
                 )  # fmt: skip
+            if options.memory_mb is not None:
+                self._memory.watch(
+                    task.process.pid,
+                    options.memory_mb * 2**20,
+                    functools.partial(self._over_memory, task, err_path),
+                )
             try:
                 returncode = await asyncio.wait_for(task.process.wait(), options.time_seconds)
                 state = "COMPLETED" if returncode == 0 else "FAILED"
                 code = f"{max(returncode, 0)}:{max(-returncode, 0)}"
+                if task.over_memory:
+                    # sacct says FAILED 0:9 for OverMemoryKill; squeue's OUT_OF_MEMORY
+                    # (what cgroup enforcement reports) needs no stderr to be recognised.
+                    state, code = "OUT_OF_MEMORY", "0:9"
             except TimeoutError:
                 self._kill(task)
                 now = datetime.datetime.now().isoformat(timespec="seconds")
@@ -272,8 +288,24 @@ class LocalScheduler:
             with contextlib.suppress(OSError):
                 _append_line(err_path, f"slurm_magics local backend: cannot start the job: {error}")
         finally:
+            if task.process is not None:
+                self._memory.unwatch(task.process.pid)
             self._end(task, state, code)
             self._schedule()
+
+    def _over_memory(self, task: _Task, err_path: str, used: int) -> None:
+        """The sampler found the task's processes over --mem: kill them as slurmstepd does."""
+        task.over_memory = True
+        if task.process is not None and task.process.returncode is None:
+            kill_tree(task.process.pid)
+        limit = (task.options.memory_mb or 0) * 2**20
+        with contextlib.suppress(OSError):
+            _append_line(
+                err_path,
+                f"slurmstepd: error: StepId={task.job_id}.batch exceeded memory limit "
+                f"({used} > {limit}), being killed\n"
+                "slurmstepd: error: Exceeded job memory limit",
+            )
 
     def _kill(self, task: _Task) -> None:
         if task.process is not None and task.process.returncode is None:
