@@ -66,7 +66,7 @@ def _transports() -> list[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Tests of what only SLURM itself does (memory enforcement, its own scancel) do not
+    # Tests of what only SLURM itself does (its own scancel, say) do not
     # exist for the local backend: deselected (and counted as such), never skipped.
     dropped = [
         item
