@@ -23,6 +23,7 @@ from typing import Any
 import cloudpickle
 
 import slurm_magics as sm
+from slurm_magics.examples.cli import positive_int, run_main
 
 PATTERNS = ("fanout", "pipeline", "sweep", "dynamic-deps")
 
@@ -172,12 +173,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, help="SSH port")
     parser.add_argument("--partition", help="SLURM partition (default: the cluster's)")
     parser.add_argument("--backend", choices=("slurm", "local"), help="local: no SLURM needed")
-    parser.add_argument("--size", type=int, default=40, help="work per pattern (default 40)")
+    parser.add_argument(
+        "--size", type=positive_int, default=40, help="work per pattern (default 40)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
+    return run_main(lambda: run(options))
+
+
+def run(options: argparse.Namespace) -> int:
     # The functions above go by value, so the cluster needs no slurm_magics install.
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
     resources = {"partition": options.partition} if options.partition else {}

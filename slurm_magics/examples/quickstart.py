@@ -10,6 +10,7 @@ import socket
 import time
 
 import slurm_magics as sm
+from slurm_magics.examples.cli import positive_int, run_main
 
 
 def where(x: int) -> str:
@@ -26,8 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--partition", default=None, help="SLURM partition (default: the cluster's)"
     )
-    parser.add_argument("--tasks", type=int, default=100, help="array size (default 100)")
+    parser.add_argument("--tasks", type=positive_int, default=100, help="array size (default 100)")
     options = parser.parse_args(argv)
+    return run_main(lambda: run(options))
+
+
+def run(options: argparse.Namespace) -> int:
     started = time.monotonic()
     cluster = sm.connect(partition=options.partition) if options.partition else sm.connect()
     print(f"connected to {cluster!r}")
