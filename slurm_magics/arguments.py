@@ -42,9 +42,7 @@ def call_columns(
         columns.update(kwargs)
     else:
         for name, value in bound.arguments.items():
-            if signature is not None and (
-                signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD
-            ):
+            if bound.signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
                 columns.update(value)
             else:
                 columns[name] = value

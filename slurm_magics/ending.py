@@ -11,15 +11,13 @@ import time
 
 from .errors import JobFailedError
 from .job import Job
-from .outcomes import error_from_outcome, failure_without_result
+from .outcomes import STDERR_TAIL, error_from_outcome, failure_without_result, last_lines
 from .payload import load_outcome
 from .retries import wants_retry
 from .states import JobState
 from .transport import Transport
 
-__all__ = ["STDERR_TAIL", "Ending", "Key", "note_timing"]
-
-STDERR_TAIL = 4096  # bytes of a task's stderr read for an error message
+__all__ = ["Ending", "Key", "note_timing"]
 
 Key = tuple[str, int]  # (run id, element)
 
@@ -76,9 +74,7 @@ class Ending:
 
     async def stderr_tail(self, job: Job) -> str:
         """The last lines of the job's stderr ("" when there is none)."""
-        data = await self.transport.read_tail(job.log_paths()[1], STDERR_TAIL)
-        lines = data.decode(errors="replace").splitlines()
-        return "\n".join(lines[-30:])
+        return last_lines(await self.transport.read_tail(job.log_paths()[1], STDERR_TAIL))
 
     async def without_result(
         self,

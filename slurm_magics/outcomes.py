@@ -7,7 +7,21 @@ from typing import Any
 from .errors import DependencyError, JobFailedError, RemoteTraceback
 from .states import JobState
 
-__all__ = ["dependency_error", "error_from_outcome", "failure_without_result"]
+__all__ = [
+    "STDERR_TAIL",
+    "dependency_error",
+    "error_from_outcome",
+    "failure_without_result",
+    "last_lines",
+]
+
+STDERR_TAIL = 4096  # bytes of a task's stderr read for an error message
+
+
+def last_lines(data: bytes, count: int = 30) -> str:
+    """The last ``count`` lines of a log's tail, as text."""
+    return "\n".join(data.decode(errors="replace").splitlines()[-count:])
+
 
 _STATE_MESSAGES = {
     JobState.TIMEOUT: "hit its time limit; ask for more time (time=...)",

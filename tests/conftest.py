@@ -113,6 +113,16 @@ def cluster(request: pytest.FixtureRequest, cluster_root: Path) -> Iterator[sm.C
     connected.close()
 
 
+@pytest.fixture(scope="module")
+def local(cluster_root: Path) -> Iterator[sm.Cluster]:
+    """This machine's SLURM as other processes (a Jupyter server, a second kernel) reach
+    it: the same registry and cluster key, its own poller."""
+    _require_cluster()
+    cluster = sm.Cluster(LocalTransport(), root=str(cluster_root))
+    yield cluster
+    cluster.close()
+
+
 @pytest.fixture
 def fresh_cluster(cluster_root: Path, cluster: sm.Cluster) -> Iterator[sm.Cluster]:
     """A separate Cluster object (own poller, own counters, own connection), not the default."""

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,20 +14,10 @@ import pytest
 
 import slurm_magics as sm
 from slurm_magics.registry import Registry
-from slurm_magics.transport import LocalTransport
 
-from .conftest import _require_cluster, squeue_ids
+from .conftest import squeue_ids
 
 pytestmark = pytest.mark.cluster
-
-
-@pytest.fixture(scope="module")
-def local(cluster_root: Path) -> Iterator[sm.Cluster]:
-    """This machine's SLURM, as the processes below reach it (same registry key)."""
-    _require_cluster()
-    cluster = sm.Cluster(LocalTransport(), root=str(cluster_root))
-    yield cluster
-    cluster.close()
 
 
 def run_python(code: str, root: Path) -> dict[str, str]:

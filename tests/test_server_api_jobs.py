@@ -11,7 +11,6 @@ import concurrent.futures
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +18,7 @@ import pytest
 import slurm_magics as sm
 from slurm_magics.parsing import SQUEUE_FORMAT, parse_squeue
 from slurm_magics.registry import Registry, RunRecord
-from slurm_magics.transport import LocalTransport
 
-from .conftest import _require_cluster
 from .lab_server import JupyterProcess, jupyter
 
 NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
@@ -33,15 +30,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterProcess]
     (root / "demo.ipynb").write_text(__import__("json").dumps(NOTEBOOK))
     with jupyter("server", root, tmp_path_factory.mktemp("server-logs")) as process:
         yield process
-
-
-@pytest.fixture(scope="module")
-def local(cluster_root: Path) -> Iterator[sm.Cluster]:
-    """This machine's SLURM, as the server reaches it (same registry, same cluster key)."""
-    _require_cluster()
-    cluster = sm.Cluster(LocalTransport(), root=str(cluster_root))
-    yield cluster
-    cluster.close()
 
 
 @pytest.fixture

@@ -39,6 +39,7 @@ from slurm_magics.transport import CommandResult, LocalTransport
 
 from .conftest import _require_cluster, squeue_ids
 from .lab_server import JupyterProcess, jupyter
+from .test_server_api_jobs import wait_for
 
 #: submits one job per argument ("returns", "raises", "hog", or "held": a held array of
 #: four tasks), prints "SUBMITTED <run id> <SLURM id>" for each, and dies at once
@@ -95,17 +96,6 @@ def submit_and_die(root: Path, notebook: str, *kinds: str) -> list[tuple[str, st
     ]
     assert done.returncode == 0 and len(submitted) == len(kinds), done
     return submitted
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.5)
 
 
 def sacct_states(job_ids: Sequence[str]) -> dict[str, str]:

@@ -22,7 +22,7 @@ from ..scheduler import Scheduler
 from ..states import JobState
 from ..transport import LocalTransport
 from . import views
-from .settle import SACCT_INTERVAL, Settler
+from .settle import SACCT_INTERVAL, Settler, read_tail
 from .views import JSON, QueueSnapshot
 
 __all__ = ["CancelTarget", "LookupFailed", "QueueCache", "SlurmService"]
@@ -230,7 +230,7 @@ class SlurmService:
             )
         job_id = array_id if task is None else f"{array_id}_{task}"
         path = log_path(record.run_dir, job_id, stream=stream)
-        data, size = await asyncio.to_thread(_read_tail, path, max_bytes)
+        data, size = await asyncio.to_thread(read_tail, path, max_bytes)
         return views.log_view(job_id, stream, data, size, max_bytes)
 
     async def graph(self, run_id: str) -> JSON:
@@ -339,14 +339,3 @@ class SlurmService:
                 f"JobFailedError: job {job_id} was cancelled from the JupyterLab SLURM panel",
             )
         self.registry.flush()
-
-
-def _read_tail(path: str, max_bytes: int) -> tuple[bytes, int]:
-    """The last ``max_bytes`` of a file and its size; (b"", 0) when it does not exist yet."""
-    try:
-        with open(path, "rb") as stream:
-            size = stream.seek(0, os.SEEK_END)
-            stream.seek(max(0, size - max_bytes))
-            return stream.read(max_bytes), size
-    except FileNotFoundError:
-        return b"", 0

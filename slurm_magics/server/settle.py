@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from ..outcomes import failure_without_result
+from ..outcomes import STDERR_TAIL, failure_without_result, last_lines
 from ..parsing import AccountingRow
 from ..registry import JobRecord, Registry, RunRecord
 from ..sbatch import log_path
@@ -35,14 +35,13 @@ __all__ = [
     "Settler",
     "Wanted",
     "accounting_answers",
+    "read_tail",
     "sacct_ids",
     "unknown_elements",
 ]
 
 #: at most one sacct call per this many seconds, however many panels ask
 SACCT_INTERVAL = 30.0
-#: bytes of a failed element's stderr read to tell a memory kill from a failure
-_STDERR_TAIL = 4096
 
 Page = list[tuple[RunRecord, list[JobRecord]]]
 
@@ -257,12 +256,19 @@ def _item_end(
 
 
 def _stderr_tail(path: str) -> str:
-    """The last lines of a job's stderr ("" when there is none)."""
+    """The last lines of a job's stderr ("" when there is none or it cannot be read)."""
+    try:
+        return last_lines(read_tail(path, STDERR_TAIL)[0])
+    except OSError:
+        return ""
+
+
+def read_tail(path: str, max_bytes: int) -> tuple[bytes, int]:
+    """The last ``max_bytes`` of a file and its size; (b"", 0) when it does not exist yet."""
     try:
         with open(path, "rb") as stream:
             size = stream.seek(0, os.SEEK_END)
-            stream.seek(max(0, size - _STDERR_TAIL))
-            data = stream.read(_STDERR_TAIL)
-    except OSError:
-        return ""
-    return "\n".join(data.decode(errors="replace").splitlines()[-30:])
+            stream.seek(max(0, size - max_bytes))
+            return stream.read(max_bytes), size
+    except FileNotFoundError:
+        return b"", 0
