@@ -7,4 +7,5 @@ bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+.venv/bin/lint-imports  # the layer contract (pyproject.toml [tool.importlinter])
 .venv/bin/python -m pytest "$@"

@@ -11,11 +11,14 @@
 
 from typing import Any as _Any
 
-from ._version import __version__
-from .cluster import Cluster
-from .connect import connect
-from .data import FileArray, FileValue
-from .errors import (
+from slurm_magics._version import __version__
+from slurm_magics.api.connect import connect
+from slurm_magics.api.data import FileArray, FileValue
+from slurm_magics.api.executor import SlurmExecutor
+from slurm_magics.api.history import attach as _attach
+from slurm_magics.api.history import cleanup, jobs
+from slurm_magics.api.task import Task, task
+from slurm_magics.core.errors import (
     ClusterError,
     DependencyError,
     JobFailedError,
@@ -23,13 +26,12 @@ from .errors import (
     SlurmMagicsError,
     SubmissionError,
 )
-from .executor import SlurmExecutor
-from .gather import as_completed, gather
-from .job import Job, JobArray
-from .persistence import cleanup, jobs
-from .resources import ResourceError, Resources
-from .states import JobState
-from .task import Task, task
+from slurm_magics.core.resources import ResourceError, Resources
+from slurm_magics.core.states import JobState
+from slurm_magics.jobs.cluster import Cluster
+from slurm_magics.jobs.gather import as_completed, gather
+from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.job import front_ends as _front_ends
 
 __all__ = [
     "Cluster",
@@ -54,19 +56,33 @@ __all__ = [
     "connect",
     "gather",
     "jobs",
+    "load_ipython_extension",
     "task",
+    "unload_ipython_extension",
 ]
+
+
+def _display(item: Job | JobArray, include: _Any, exclude: _Any) -> dict[str, _Any]:
+    # The widgets (and ipywidgets) are imported the first time a job is shown.
+    from slurm_magics.ui.widgets.display import mimebundle  # noqa: PLC0415
+
+    return mimebundle(item, include, exclude)
+
+
+# The job model's front ends live in higher layers; only the package root wires them.
+_front_ends.display = _display
+_front_ends.attach = _attach
 
 
 def load_ipython_extension(ipython: _Any) -> None:
     """``%load_ext slurm_magics``: the ``%%slurm`` magics (imported only now)."""
-    from .magics import load_ipython_extension as load  # noqa: PLC0415
+    from slurm_magics.ui.magics import load_ipython_extension as load  # noqa: PLC0415
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: _Any) -> None:
     """``%unload_ext slurm_magics``."""
-    from .magics import unload_ipython_extension as unload  # noqa: PLC0415
+    from slurm_magics.ui.magics import unload_ipython_extension as unload  # noqa: PLC0415
 
     unload(ipython)

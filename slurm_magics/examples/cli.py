@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from ..errors import SlurmMagicsError
-from ..resources import ResourceError
+from slurm_magics.core.errors import SlurmMagicsError
+from slurm_magics.core.resources import ResourceError
 
 __all__ = ["positive_int", "run_main"]
 

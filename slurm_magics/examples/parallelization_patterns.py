@@ -25,6 +25,29 @@ import cloudpickle
 import slurm_magics as sm
 from slurm_magics.examples.cli import positive_int, run_main
 
+__all__ = [
+    "Summary",
+    "aggregate",
+    "coarse",
+    "dynamic_deps",
+    "export",
+    "fanout",
+    "main",
+    "parse_args",
+    "pipeline",
+    "preprocess",
+    "quick_check",
+    "refine",
+    "run",
+    "run_pattern",
+    "say",
+    "simulate",
+    "sweep",
+    "train",
+    "transform",
+    "validate",
+]
+
 PATTERNS = ("fanout", "pipeline", "sweep", "dynamic-deps")
 
 

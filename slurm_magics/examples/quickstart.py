@@ -12,6 +12,8 @@ import time
 import slurm_magics as sm
 from slurm_magics.examples.cli import positive_int, run_main
 
+__all__ = ["main", "run", "square", "where"]
+
 
 def where(x: int) -> str:
     """Runs on a compute node: say where."""

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from slurm_magics.server.handlers import handlers
+from slurm_magics.server.service import SlurmService
+
 __all__ = ["_jupyter_server_extension_points", "_load_jupyter_server_extension"]
 
 
@@ -17,9 +20,6 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 def _load_jupyter_server_extension(server_app: Any) -> None:
     """Register the API handlers with the server (called once by jupyter_server)."""
-    from .handlers import handlers  # noqa: PLC0415  (tornado only once a server loads us)
-    from .service import SlurmService  # noqa: PLC0415
-
     web_app = server_app.web_app
     service = SlurmService(root_dir=str(server_app.root_dir), log=server_app.log)
     web_app.settings["slurm_magics_service"] = service

@@ -17,10 +17,23 @@ from typing import Any
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
-from .service import LookupFailed, SlurmService
-from .views import JSON
+from slurm_magics.server.service import LookupFailed, SlurmService
+from slurm_magics.server.views import JSON
 
-__all__ = ["API_PATH", "handlers"]
+__all__ = [
+    "API_PATH",
+    "CancelHandler",
+    "GraphHandler",
+    "JobsHandler",
+    "LogHandler",
+    "QueueHandler",
+    "Refused",
+    "SlurmAPIHandler",
+    "bad_request",
+    "handlers",
+    "parse_run_id",
+    "parse_slurm_id",
+]
 
 API_PATH = "slurm-magics/api"
 

@@ -15,15 +15,15 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from ..parsing import QueueRow
-from ..registry import JobRecord, Registry, RunRecord, default_registry
-from ..sbatch import log_path
-from ..scheduler import Scheduler
-from ..states import JobState
-from ..transport import LocalTransport
-from . import views
-from .settle import SACCT_INTERVAL, Settler, read_tail
-from .views import JSON, QueueSnapshot
+from slurm_magics.core.parsing import QueueRow
+from slurm_magics.core.sbatch import log_path
+from slurm_magics.core.states import JobState
+from slurm_magics.jobs.registry import JobRecord, Registry, RunRecord, default_registry
+from slurm_magics.scheduler.slurm import Scheduler
+from slurm_magics.server import views
+from slurm_magics.server.settle import SACCT_INTERVAL, Settler, read_tail
+from slurm_magics.server.views import JSON, QueueSnapshot
+from slurm_magics.transport import LocalTransport
 
 __all__ = ["CancelTarget", "LookupFailed", "QueueCache", "SlurmService"]
 

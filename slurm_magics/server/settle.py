@@ -21,14 +21,14 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from ..outcomes import STDERR_TAIL, failure_without_result, last_lines
-from ..parsing import AccountingRow
-from ..registry import JobRecord, Registry, RunRecord
-from ..sbatch import log_path
-from ..scheduler import Scheduler
-from ..states import JobState, normalise_state
-from . import views
-from .views import JSON, QueueKey
+from slurm_magics.core.outcomes import STDERR_TAIL, failure_without_result, last_lines
+from slurm_magics.core.parsing import AccountingRow
+from slurm_magics.core.sbatch import log_path
+from slurm_magics.core.states import JobState, normalise_state
+from slurm_magics.jobs.registry import JobRecord, Registry, RunRecord
+from slurm_magics.scheduler.slurm import Scheduler
+from slurm_magics.server import views
+from slurm_magics.server.views import JSON, QueueKey
 
 __all__ = [
     "SACCT_INTERVAL",

@@ -13,20 +13,22 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..parsing import QueueRow
-from ..registry import JobRecord, RunRecord
-from ..states import JobState, normalise_state
+from slurm_magics.core.parsing import QueueRow
+from slurm_magics.core.states import JobState, normalise_state
+from slurm_magics.jobs.registry import JobRecord, RunRecord
 
 __all__ = [
+    "QueueSnapshot",
     "STATE_ORDER",
     "UNKNOWN",
-    "QueueSnapshot",
     "graph_view",
+    "is_local",
     "item_states",
     "jobs_view",
     "log_view",
     "notebook_path",
     "queue_states",
+    "queue_summary",
     "queue_view",
     "run_view",
     "slurm_id_of",

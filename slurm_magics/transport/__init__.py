@@ -1,8 +1,14 @@
 """Transports: how slurm_magics runs commands and moves files on a cluster."""
 
-from .base import CommandError, CommandResult, Transport
-from .local import LocalTransport
-from .ssh import ConnectionLostError, HostKeyError, SSHError, SSHLoginError, SSHTransport
+from slurm_magics.transport.base import CommandError, CommandResult, Transport
+from slurm_magics.transport.local import LocalTransport
+from slurm_magics.transport.ssh import (
+    ConnectionLostError,
+    HostKeyError,
+    SSHError,
+    SSHLoginError,
+    SSHTransport,
+)
 
 __all__ = [
     "CommandError",

@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from ..errors import ClusterError
+from slurm_magics.core.errors import ClusterError
 
 __all__ = ["CommandError", "CommandResult", "Transport"]
 

@@ -7,7 +7,7 @@ import contextlib
 import os
 from collections.abc import Mapping, Sequence
 
-from .base import CommandResult
+from slurm_magics.transport.base import CommandResult
 
 __all__ = ["LocalTransport"]
 

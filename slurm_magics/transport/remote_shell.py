@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Sequence
 
 import asyncssh
 
-from .base import CommandResult
+from slurm_magics.transport.base import CommandResult
 
 __all__ = ["RemoteShell", "ShellLostError", "command_line"]
 

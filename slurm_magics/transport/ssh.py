@@ -20,11 +20,11 @@ from typing import TypeVar
 
 import asyncssh
 
-from ..errors import ClusterError
-from . import sftp_files
-from .base import CommandResult
-from .remote_shell import ShellLostError
-from .ssh_connect import (
+from slurm_magics.core.errors import ClusterError
+from slurm_magics.transport import sftp_files
+from slurm_magics.transport.base import CommandResult
+from slurm_magics.transport.remote_shell import ShellLostError
+from slurm_magics.transport.ssh_connect import (
     ConnectionLostError,
     HostKeyError,
     PathLike,
@@ -33,7 +33,7 @@ from .ssh_connect import (
     SSHTarget,
     open_connection,
 )
-from .ssh_session import SSHSession
+from slurm_magics.transport.ssh_session import SSHSession
 
 __all__ = ["ConnectionLostError", "HostKeyError", "SSHError", "SSHLoginError", "SSHTransport"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncssh
 
-from ..errors import ClusterError
+from slurm_magics.core.errors import ClusterError
 
 __all__ = [
     "ConnectionLostError",

@@ -11,7 +11,7 @@ import collections
 
 import asyncssh
 
-from .remote_shell import RemoteShell
+from slurm_magics.transport.remote_shell import RemoteShell
 
 __all__ = ["SSHSession"]
 

@@ -1,0 +1,292 @@
+"""``@sm.task``: a function that runs on the cluster when called, or per item with ``.map``."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+
+from slurm_magics.api.connect import default_cluster
+from slurm_magics.core.resources import ResourceError, Resources, resources_from_options
+from slurm_magics.jobs.cluster import Cluster, Condition
+from slurm_magics.jobs.job import Call, Job, JobArray
+from slurm_magics.jobs.retries import DEFAULT_RETRY_ON, check_retry_on
+
+__all__ = ["Task", "task"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+Scope = Literal["map", "element"]
+ResourcesSpec = Resources | Callable[..., Resources]
+_TASK_OPTIONS = (
+    "name", "scope", "chunk_size", "max_concurrent", "resources_variable", "retries", "retry_on",
+)  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    name: str
+    resources: ResourcesSpec
+    overrides: Resources
+    scope: Scope
+    chunk_size: int
+    max_concurrent: int | None
+    resources_variable: str | None
+    cluster: Cluster | None
+    after: tuple[Job | JobArray, ...]
+    condition: Condition
+    retries: int = 0
+    retry_on: frozenset[str] = DEFAULT_RETRY_ON
+
+
+def _check_settings(function: Callable[..., Any], settings: _Settings) -> None:
+    if settings.scope not in ("map", "element"):
+        raise ResourceError(f'scope={settings.scope!r} must be "map" or "element".')
+    for option in ("chunk_size", "max_concurrent"):
+        value = getattr(settings, option)
+        if value is None and option == "max_concurrent":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ResourceError(f"{option}={value!r} must be a whole number of at least 1.")
+    retries = settings.retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ResourceError(f"retries={retries!r} must be a whole number of at least 0.")
+    check_retry_on(settings.retry_on)
+    if settings.condition not in ("afterok", "afterany"):
+        raise ResourceError(f'condition={settings.condition!r} must be "afterok" or "afterany".')
+    if not (callable(settings.resources) or isinstance(settings.resources, Resources)):
+        raise ResourceError(
+            f"resources={settings.resources!r} must be sm.Resources(...) or a function of the "
+            "call's arguments that returns one."
+        )
+    variable = settings.resources_variable
+    if variable is not None:
+        if not variable.isidentifier():
+            raise ResourceError(f"resources_variable={variable!r} is not a Python name.")
+        parameters = inspect.signature(function).parameters
+        takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        if variable not in parameters and not takes_kwargs:
+            raise ResourceError(
+                f"resources_variable={variable!r}: {function.__qualname__} has no parameter of "
+                "that name; add it to the function's signature."
+            )
+
+
+def _as_resources(value: object, source: str) -> Resources:
+    if isinstance(value, Resources):
+        return value
+    if isinstance(value, Mapping):
+        return resources_from_options(**value)
+    raise ResourceError(f"{source} returned {value!r}; it must return sm.Resources(...) or a dict.")
+
+
+class Task(Generic[P, R]):
+    """A function bound to resources; calling it submits a job and returns its ``Job``."""
+
+    def __init__(self, function: Callable[P, R], settings: _Settings) -> None:
+        _check_settings(function, settings)
+        self.function = function
+        self._settings = settings
+        functools.update_wrapper(self, function)
+
+    def __repr__(self) -> str:
+        return f"<Task {self._settings.name}>"
+
+    @property
+    def name(self) -> str:
+        return self._settings.name
+
+    def _replace(self, **changes: Any) -> Task[P, R]:
+        return Task(self.function, dataclasses.replace(self._settings, **changes))
+
+    # -- variants ------------------------------------------------------------------------
+    def with_options(self, **options: Any) -> Task[P, R]:
+        """The same task with other resources or options for the next calls (per call)."""
+        task_options = {k: options.pop(k) for k in list(options) if k in _TASK_OPTIONS}
+        if "retry_on" in task_options:
+            task_options["retry_on"] = check_retry_on(task_options["retry_on"])
+        extra = self._settings.overrides.merged(resources_from_options(**options))
+        return self._replace(overrides=extra, **task_options)
+
+    def after(self, *jobs: Job | JobArray, condition: Condition = "afterok") -> Task[P, R]:
+        """The same task, started only after ``jobs`` (afterok: when all succeeded)."""
+        for job in jobs:
+            if not isinstance(job, Job | JobArray):
+                raise TypeError(f".after() takes jobs and job arrays, not {job!r}.")
+        return self._replace(after=self._settings.after + jobs, condition=condition)
+
+    def on(self, cluster: Cluster) -> Task[P, R]:
+        """The same task, submitted to ``cluster`` instead of the default one."""
+        return self._replace(cluster=cluster)
+
+    # -- submission ----------------------------------------------------------------------
+    def _resources_of(self, *args: Any, **kwargs: Any) -> Resources:
+        spec = self._settings.resources
+        if isinstance(spec, Resources):
+            base = spec
+        else:
+            base = _as_resources(spec(*args, **kwargs), f"the resources function of {self.name}")
+        return base.merged(self._settings.overrides)
+
+    def _cluster(self) -> Cluster:
+        return self._settings.cluster or default_cluster()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Job:
+        """Submit one call now; returns its Job (await it or call ``.result()``).
+
+        Any argument may be a Job or JobArray (also inside lists, tuples and dicts): the
+        call then waits for it (afterok) and receives its result; so arguments are typed
+        ``Any`` rather than the function's own parameter types.
+        """
+        resources = self._resources_of(*args, **kwargs)
+        run = self._cluster().submit_calls(
+            self.function,
+            [(args, kwargs)],
+            name=self.name,
+            resources=resources,
+            resources_variable=self._settings.resources_variable,
+            after=self._settings.after,
+            condition=self._settings.condition,
+            retries=self._settings.retries,
+            retry_on=self._settings.retry_on,
+        )
+        return run.jobs[0]
+
+    def map(self, iterable: Iterable[Any], /, *iterables: Iterable[Any]) -> JobArray:
+        """Submit one call per item as ONE array job; returns a JobArray (results in order).
+
+        Zips like the builtin ``map``: each item is one positional argument (a tuple is one
+        argument); with a single iterable, a dict item becomes keyword arguments.
+        """
+        calls: list[Call] = []
+        if iterables:
+            calls = [(tuple(items), {}) for items in zip(iterable, *iterables, strict=False)]
+        else:
+            for item in iterable:
+                calls.append(((), dict(item)) if isinstance(item, Mapping) else ((item,), {}))
+        cluster = self._cluster()
+        settings = self._settings
+        if not calls:
+            return JobArray([], [])
+        groups: dict[str, tuple[Resources, list[int]]] = {}
+        if settings.scope == "element" and not isinstance(settings.resources, Resources):
+            for index, (args, kwargs) in enumerate(calls):
+                resources = self._resources_of(*args, **kwargs)
+                key = repr(resources)
+                groups.setdefault(key, (resources, []))[1].append(index)
+        else:
+            if isinstance(settings.resources, Resources):
+                resources = settings.resources.merged(settings.overrides)
+            else:
+                columns = [list(column) for column in zip(*(c[0] for c in calls), strict=True)]
+                resources = (
+                    self._resources_of(*columns)
+                    if columns
+                    else self._resources_of([c[1] for c in calls])
+                )
+            groups[""] = (resources, list(range(len(calls))))
+        jobs: list[Job | None] = [None] * len(calls)
+        runs = []
+        for resources, indices in groups.values():
+            run = cluster.submit_calls(
+                self.function,
+                [calls[i] for i in indices],
+                name=self.name,
+                resources=resources,
+                array=True,
+                chunk_size=settings.chunk_size,
+                max_concurrent=settings.max_concurrent,
+                resources_variable=settings.resources_variable,
+                after=settings.after,
+                condition=settings.condition,
+                retries=settings.retries,
+                retry_on=settings.retry_on,
+            )
+            runs.append(run)
+            for index, job in zip(indices, run.jobs, strict=True):
+                jobs[index] = job
+        array = JobArray([job for job in jobs if job is not None], runs)
+        array.calls = (self.function, calls)
+        if len(runs) == 1:
+            cluster.live_arrays[runs[0].run_id] = array
+        return array
+
+
+@overload
+def task(
+    function: Callable[P, R],
+    /,
+    *,
+    name: str | None = None,
+    resources: ResourcesSpec | None = None,
+    scope: Scope = "map",
+    chunk_size: int = 1,
+    max_concurrent: int | None = None,
+    resources_variable: str | None = None,
+    cluster: Cluster | None = None,
+    retries: int = 0,
+    retry_on: Iterable[str] | str = DEFAULT_RETRY_ON,
+    **resource_options: Any,
+) -> Task[P, R]: ...
+@overload
+def task(
+    function: None = None,
+    /,
+    *,
+    name: str | None = None,
+    resources: ResourcesSpec | None = None,
+    scope: Scope = "map",
+    chunk_size: int = 1,
+    max_concurrent: int | None = None,
+    resources_variable: str | None = None,
+    cluster: Cluster | None = None,
+    retries: int = 0,
+    retry_on: Iterable[str] | str = DEFAULT_RETRY_ON,
+    **resource_options: Any,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+def task(
+    function: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    resources: ResourcesSpec | None = None,
+    scope: Scope = "map",
+    chunk_size: int = 1,
+    max_concurrent: int | None = None,
+    resources_variable: str | None = None,
+    cluster: Cluster | None = None,
+    retries: int = 0,
+    retry_on: Iterable[str] | str = DEFAULT_RETRY_ON,
+    **resource_options: Any,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Make a function a task: ``@sm.task(cpus=2, memory="4G", time="00:10:00")``.
+
+    Resource keywords: cpus, memory, gpus, time, partition, nodes, account, qos,
+    constraint, extra. ``resources`` may also be an ``sm.Resources`` or a function of the
+    call's arguments returning one (``scope="element"``: per item of a map, ``"map"``:
+    once per map, with each argument given as the list of its values). ``retries=N``
+    runs a task again after a cluster failure in ``retry_on`` (NODE_FAIL and PREEMPTED by
+    default; add "TIMEOUT", "OUT_OF_MEMORY" or "exception" for Python errors).
+    """
+    overrides = resources_from_options(**resource_options)  # validated now, not at submit
+
+    def wrap(fn: Callable[P, R]) -> Task[P, R]:
+        settings = _Settings(
+            name=name or str(getattr(fn, "__name__", "task")),
+            resources=resources if resources is not None else Resources(),
+            overrides=overrides,
+            scope=scope,
+            chunk_size=chunk_size,
+            max_concurrent=max_concurrent,
+            resources_variable=resources_variable,
+            cluster=cluster,
+            after=(),
+            condition="afterok",
+            retries=retries,
+            retry_on=check_retry_on(retry_on),
+        )
+        return Task(fn, settings)
+
+    return wrap(function) if function is not None else wrap

@@ -1,0 +1,238 @@
+"""The program that runs on the compute node: stdlib and cloudpickle only.
+
+It is copied next to the jobs (the cluster needs no slurm_magics install) and started by
+the job script as ``python runner.py RUN_DIR ELEMENT``. A run folder holds:
+
+- ``meta.json``: versions, item count, chunk size, where to drop completion sentinels;
+- ``function.pkl``: the function, pickled once;
+- ``args.bin`` + ``args.idx``: one pickled ``(args, kwargs)`` per item and their offsets;
+- ``results/<item>.pkl``: written atomically, ``("ok", value)`` or ``("error", ...)``.
+
+Arguments that stand for other jobs' results are pickled as persistent ids and loaded
+here from those jobs' result files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import struct
+import sys
+import time
+import traceback
+import types
+from typing import Any
+
+__all__ = [
+    "DependencyFailedError",
+    "load_file",
+    "load_file_item",
+    "load_result",
+    "main",
+    "read_item",
+    "run_element",
+    "write_result",
+]
+
+FORMAT_VERSION = 1
+OFFSET = struct.Struct("<Q")
+RESULT_REF = "result"  # persistent id ("result", run_dir, item): one job's value
+FILE_REF = "file"  # ("file", path, layout): data written once by FileValue / FileArray
+FILE_ITEM_REF = "file-item"  # ("file-item", (folder, layout), index): one element of it
+RESULTS_REF = "results"  # ("results", [(run_dir, count), ...], total): an array's values
+
+
+class DependencyFailedError(Exception):
+    """A job this one reads a value from has no successful result."""
+
+
+def load_result(run_dir: str, item: int) -> tuple[Any, ...]:
+    """Read a result file: ("ok", value) or ("error", exception, traceback, type, message)."""
+    with open(os.path.join(run_dir, "results", f"{item}.pkl"), "rb") as stream:
+        return tuple(pickle.load(stream))
+
+
+def _value_of(run_dir: str, item: int) -> Any:
+    try:
+        outcome = load_result(run_dir, item)
+    except FileNotFoundError:
+        raise DependencyFailedError(f"no result for item {item} of {run_dir}") from None
+    if outcome[0] != "ok":
+        raise DependencyFailedError(f"item {item} of {run_dir} failed: {outcome[3]}: {outcome[4]}")
+    return outcome[1]
+
+
+class _ArgumentUnpickler(pickle.Unpickler):
+    def persistent_load(self, pid: Any) -> Any:
+        kind, run_dir, number = pid
+        if kind == RESULT_REF:
+            return _value_of(run_dir, number)
+        if kind == RESULTS_REF:  # ("results", [(run_dir, count), ...], total)
+            return [_value_of(folder, i) for folder, count in run_dir for i in range(count)]
+        if kind == FILE_REF:  # ("file", path, layout): a FileValue or a whole FileArray
+            return load_file(run_dir, number)
+        if kind == FILE_ITEM_REF:  # ("file-item", (folder, layout), index): one element
+            return load_file_item(run_dir[0], run_dir[1], number)
+        raise pickle.UnpicklingError(f"unknown reference {pid!r}")
+
+
+_FILE_CACHE: dict[tuple[str, str], Any] = {}
+
+
+def load_file(path: str, layout: str) -> Any:
+    """Load data written once (cached: the tasks of a chunk share it).
+
+    Layouts: "pickle" (one object), "npy" (a numpy array, memory-mapped, read on demand),
+    "table" (a list stored as one pickle per element; loaded whole here).
+    """
+    key = (path, layout)
+    if key not in _FILE_CACHE:
+        if layout == "npy":
+            import numpy  # noqa: PLC0415  (only tasks given arrays need numpy)
+
+            _FILE_CACHE[key] = numpy.load(os.path.join(path, "data.npy"), mmap_mode="r")
+        elif layout == "table":
+            count = os.path.getsize(os.path.join(path, "items.idx")) // OFFSET.size - 1
+            _FILE_CACHE[key] = [load_file_item(path, layout, i) for i in range(count)]
+        else:
+            with open(path, "rb") as stream:
+                _FILE_CACHE[key] = pickle.load(stream)
+    return _FILE_CACHE[key]
+
+
+def load_file_item(folder: str, layout: str, index: int) -> Any:
+    """Load one element of a FileArray: a memory-mapped row, or one pickled element."""
+    if layout == "npy":
+        return load_file(folder, layout)[index]
+    with open(os.path.join(folder, "items.idx"), "rb") as stream:
+        stream.seek(index * OFFSET.size)
+        start, end = (OFFSET.unpack(stream.read(OFFSET.size))[0] for _ in range(2))
+    with open(os.path.join(folder, "items.bin"), "rb") as stream:
+        stream.seek(start)
+        return pickle.loads(stream.read(end - start))
+
+
+def read_item(run_dir: str, item: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Read one item's (args, kwargs) from the argument table."""
+    with open(os.path.join(run_dir, "args.idx"), "rb") as index:
+        index.seek(item * OFFSET.size)
+        start, end = (OFFSET.unpack(index.read(OFFSET.size))[0] for _ in range(2))
+    with open(os.path.join(run_dir, "args.bin"), "rb") as table:
+        table.seek(start)
+        data = table.read(end - start)
+    args, kwargs = _ArgumentUnpickler(io.BytesIO(data)).load()
+    return tuple(args), dict(kwargs)
+
+
+def write_result(run_dir: str, item: int, outcome: tuple[Any, ...], dumps: Any) -> None:
+    """Write a result file atomically (temporary file, then rename)."""
+    final = os.path.join(run_dir, "results", f"{item}.pkl")
+    temporary = f"{final}.tmp-{os.getpid()}"
+    try:
+        data = dumps(outcome)
+    except Exception as error:  # the value itself cannot be pickled
+        if outcome[0] == "error":  # keep the remote traceback; drop only the exception object
+            data = pickle.dumps(("error", None, *(str(part) for part in outcome[2:])))
+        else:
+            data = pickle.dumps(
+                (
+                    "error",
+                    None,
+                    traceback.format_exc(),
+                    "PicklingError",
+                    f"the result of type {type(outcome[1]).__name__} could not be pickled: {error}",
+                )
+            )
+    with open(temporary, "wb") as stream:
+        stream.write(data)
+    os.replace(temporary, final)
+
+
+def _error_outcome(error: BaseException) -> tuple[Any, ...]:
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return ("error", error, text, type(error).__name__, str(error))
+
+
+def _touch(path: str) -> None:
+    with open(path, "wb"):
+        pass
+
+
+def _check_versions(meta: dict[str, Any]) -> str | None:
+    wanted = tuple(meta["python"])
+    if tuple(sys.version_info[:2]) != wanted:
+        return (
+            f"this job was pickled by Python {wanted[0]}.{wanted[1]} but runs on Python "
+            f"{sys.version_info[0]}.{sys.version_info[1]} ({sys.executable}): use the same "
+            "Python minor version on both sides (connect(..., python=...) chooses it)."
+        )
+    try:
+        import cloudpickle  # noqa: PLC0415  (imported late to report its absence clearly)
+    except ImportError:
+        return (
+            f"cloudpickle is not installed for {sys.executable} on {os.uname().nodename}: "
+            f"run `{sys.executable} -m pip install cloudpickle=={meta['cloudpickle']}` there."
+        )
+    if cloudpickle.__version__.split(".")[0] != str(meta["cloudpickle"]).split(".")[0]:
+        return (
+            f"cloudpickle {cloudpickle.__version__} on the cluster cannot read payloads of "
+            f"cloudpickle {meta['cloudpickle']}: install cloudpickle=={meta['cloudpickle']} for "
+            f"{sys.executable}."
+        )
+    return None
+
+
+def run_element(run_dir: str, element: int) -> int:
+    """Run every item of one array element; return the process exit code."""
+    with open(os.path.join(run_dir, "meta.json"), encoding="utf-8") as stream:
+        meta = json.load(stream)
+    first = element * meta["chunk_size"]
+    items = range(first, min(first + meta["chunk_size"], meta["n_items"]))
+    problem = _check_versions(meta)
+    if problem is not None:
+        sys.stderr.write(f"slurm_magics: {problem}\n")
+        for item in items:
+            refusal = ("error", None, problem, "EnvironmentError", problem)
+            write_result(run_dir, item, refusal, pickle.dumps)
+            _touch(os.path.join(meta["sentinel_dir"], f"{meta['run_id']}.{item}"))
+        return 2
+
+    import cloudpickle  # noqa: PLC0415
+
+    with open(os.path.join(run_dir, "function.pkl"), "rb") as stream:
+        function = cloudpickle.load(stream)
+    resources = meta.get("resources_variable")
+    failed = False
+    for item in items:
+        started = time.time()
+        try:
+            args, kwargs = read_item(run_dir, item)
+            if resources:
+                kwargs[resources] = types.SimpleNamespace(**meta["resources"])
+            outcome: tuple[Any, ...] = ("ok", function(*args, **kwargs))
+        except BaseException as error:  # report everything, even SystemExit, as the result
+            traceback.print_exc()
+            outcome = _error_outcome(error)
+            failed = True
+        sys.stdout.flush()
+        sys.stderr.flush()
+        write_result(run_dir, item, outcome, cloudpickle.dumps)
+        # The sentinel's name carries the item's run time (ms), so the poller learns it
+        # from the listing it makes anyway: "RUN_ID.ITEM@START-END".
+        timing = f"@{int(started * 1000)}-{int(time.time() * 1000)}"
+        _touch(os.path.join(meta["sentinel_dir"], f"{meta['run_id']}.{item}{timing}"))
+    return 1 if failed else 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``runner.py RUN_DIR ELEMENT``."""
+    if len(argv) != 3:
+        sys.stderr.write("usage: runner.py RUN_DIR ELEMENT\n")
+        return 2
+    return run_element(argv[1], int(argv[2]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,110 @@
+"""Job states as users see them, normalised from what squeue and sacct print (pure)."""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["JobState", "normalise_state", "state_from_stderr"]
+
+
+class JobState(str, enum.Enum):
+    """The state of one job or array task."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    NODE_FAIL = "NODE_FAIL"
+    DEPENDENCY_FAILED = "DEPENDENCY_FAILED"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def finished(self) -> bool:
+        """True once the state can no longer change."""
+        return self not in (JobState.PENDING, JobState.RUNNING)
+
+
+# SLURM's own names (squeue --states=all and sacct) mapped to ours.
+_SLURM_STATES = {
+    "PENDING": JobState.PENDING,
+    "REQUEUED": JobState.PENDING,
+    "REQUEUE_FED": JobState.PENDING,
+    "REQUEUE_HOLD": JobState.PENDING,
+    "RESV_DEL_HOLD": JobState.PENDING,
+    "SUSPENDED": JobState.RUNNING,
+    "STOPPED": JobState.RUNNING,
+    "RUNNING": JobState.RUNNING,
+    "CONFIGURING": JobState.RUNNING,
+    "COMPLETING": JobState.RUNNING,
+    "RESIZING": JobState.RUNNING,
+    "SIGNALING": JobState.RUNNING,
+    "STAGE_OUT": JobState.RUNNING,
+    "COMPLETED": JobState.COMPLETED,
+    "FAILED": JobState.FAILED,
+    "BOOT_FAIL": JobState.NODE_FAIL,
+    "NODE_FAIL": JobState.NODE_FAIL,
+    "CANCELLED": JobState.CANCELLED,
+    "DEADLINE": JobState.TIMEOUT,
+    "TIMEOUT": JobState.TIMEOUT,
+    "OUT_OF_MEMORY": JobState.OUT_OF_MEMORY,
+    "PREEMPTED": JobState.CANCELLED,
+    "REVOKED": JobState.CANCELLED,
+    "SPECIAL_EXIT": JobState.FAILED,
+}
+
+# jobacct_gather's OverMemoryKill ends a job as FAILED with signal 9 (exit code "0:9")
+# where cgroup enforcement says OUT_OF_MEMORY; both mean the same thing to a user.
+_OVER_MEMORY_SIGNAL = 9
+
+
+def normalise_state(
+    slurm_state: str, exit_code: str | None = None, stderr: str | None = None
+) -> JobState:
+    """Map a SLURM state (e.g. "CANCELLED by 0", "OUT_OF_MEMORY", "FAILED") to a JobState.
+
+    ``exit_code`` is sacct's "code:signal"; ``stderr`` the job's stderr text when known, used
+    to tell OverMemoryKill's FAILED apart from an ordinary failure.
+    """
+    word = slurm_state.strip().split(" ", 1)[0].rstrip("+").upper()
+    state = _SLURM_STATES.get(word)
+    if state is None:
+        raise ValueError(f"unknown SLURM job state {slurm_state!r}")
+    if state is JobState.FAILED and (
+        _signal_of(exit_code) == _OVER_MEMORY_SIGNAL or _mentions_memory_kill(stderr)
+    ):
+        return JobState.OUT_OF_MEMORY
+    return state
+
+
+def _signal_of(exit_code: str | None) -> int | None:
+    if not exit_code or ":" not in exit_code:
+        return None
+    try:
+        return int(exit_code.split(":", 1)[1])
+    except ValueError:
+        return None
+
+
+def _mentions_memory_kill(stderr: str | None) -> bool:
+    if not stderr:
+        return False
+    text = stderr.lower()
+    return "exceeded memory limit" in text or "exceeded job memory limit" in text
+
+
+def state_from_stderr(stderr: str) -> JobState | None:
+    """Guess how a job ended from the lines slurmstepd writes to its stderr (no accounting)."""
+    if _mentions_memory_kill(stderr):
+        return JobState.OUT_OF_MEMORY
+    if "DUE TO TIME LIMIT" in stderr:
+        return JobState.TIMEOUT
+    if "DUE TO NODE FAILURE" in stderr:
+        return JobState.NODE_FAIL
+    if "CANCELLED AT" in stderr:
+        return JobState.CANCELLED
+    return None

@@ -1,0 +1,352 @@
+"""A cluster: where jobs are submitted, tracked by one poller, and cancelled."""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import functools
+import hashlib
+import os
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from slurm_magics.core import runner as _runner
+from slurm_magics.core.errors import ClusterError
+from slurm_magics.core.outcomes import dependency_error
+from slurm_magics.core.parsing import ClusterConfig
+from slurm_magics.core.payload import (
+    ArgumentTable,
+    FileReference,
+    Reference,
+    dump_function,
+    dump_meta,
+)
+from slurm_magics.core.resources import Resources
+from slurm_magics.core.sbatch import ScriptSpec, check_path, render_script
+from slurm_magics.jobs.engine import engine
+from slurm_magics.jobs.environment import check_environment
+from slurm_magics.jobs.job import Call, Job, JobArray, Run, Slice
+from slurm_magics.jobs.poller import Poller
+from slurm_magics.jobs.recording import record_submission
+from slurm_magics.jobs.registry import Registry, default_registry
+from slurm_magics.jobs.retries import DEFAULT_RETRY_ON
+from slurm_magics.jobs.shipping import ship_local_modules
+from slurm_magics.scheduler.slurm import Scheduler, SchedulerBackend
+from slurm_magics.transport import Transport
+
+__all__ = ["Cluster", "Condition"]
+
+# How many open Cluster objects use each transport (by id): the last one closes it.
+_transport_users: dict[int, int] = {}
+_users_lock = threading.Lock()
+
+Condition = Literal["afterok", "afterany"]
+
+
+class Cluster:
+    """One SLURM cluster reached through a transport, with its own poller.
+
+    Made by ``sm.connect()``; ``cluster.submit(fn, *args)`` runs one call there.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        defaults: Resources | None = None,
+        root: str | None = None,
+        python: str | None = None,
+        setup: Sequence[str] = (),
+        max_array_size: int | None = None,
+        result_grace: float = 5.0,
+        scheduler: SchedulerBackend | None = None,
+        registry: Registry | None = None,
+        cancel_on_exit: bool = False,
+    ) -> None:
+        self.transport = transport
+        self.scheduler: SchedulerBackend = scheduler or Scheduler(transport)
+        self.description = getattr(self.scheduler, "description", transport.description)
+        self.defaults = defaults or Resources()
+        self.python = python or _default_python()
+        self.setup = tuple(setup)
+        self.session_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        self.registry = registry or default_registry()
+        #: this process's runs and arrays by run id (what sm.jobs() hands out again)
+        self.live_runs: dict[str, Run] = {}
+        self.live_arrays: dict[str, JobArray] = {}
+        self._closed = False
+        self.config, self.root, self.runner_path = engine.call(self._prepare(root))
+        limit = self.config.max_array_size
+        self.max_array_size = min(limit, max_array_size) if max_array_size else limit
+        self.sentinel_dir = f"{self.root}/sentinels/{self.session_id}"
+        self.poller = Poller(
+            self.scheduler,
+            transport,
+            sentinel_dir=self.sentinel_dir,
+            config=self.config,
+            result_grace=result_grace,
+        )
+        engine.call(transport.make_dirs(self.sentinel_dir))
+        self.poller.on_retry = self._record_retry
+        with _users_lock:
+            _transport_users[id(transport)] = _transport_users.get(id(transport), 0) + 1
+        if cancel_on_exit:  # opt-in: by default jobs outlive the kernel
+            atexit.register(self._cancel_unfinished)
+
+    async def _prepare(self, root: str | None) -> tuple[ClusterConfig, str, str]:
+        config = await self.scheduler.show_config()
+        await check_environment(self.transport, self.python, self.setup)
+        root = root or f"{await self.transport.home()}/.slurm_magics"
+        check_path(root, what="root folder")
+        for folder in (root, f"{root}/runs", f"{root}/sentinels"):
+            await self.transport.make_dirs(folder)
+        code = _runner_source()
+        runner_path = f"{root}/runner-{hashlib.sha256(code).hexdigest()[:12]}.py"
+        await self.transport.write_files({runner_path: code})
+        return config, root, runner_path
+
+    def __repr__(self) -> str:
+        return f"<Cluster {self.description} {self.config.cluster_name or ''}>".replace(" >", ">")
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """Which scheduler this is: Cluster objects with the same identity share jobs."""
+        return (self.description, self.config.cluster_name)
+
+    @property
+    def key(self) -> str:
+        """What identifies this cluster in the registry: where it is and its run folder."""
+        return f"{self.description}|{self.config.cluster_name}|{self.root}"
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """How many times each scheduler command ran (squeue, sacct, sbatch, ...)."""
+        return dict(self.scheduler.counters)
+
+    # -- submission ------------------------------------------------------------------------
+    def submit(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
+        """Run ``function(*args, **kwargs)`` as one job with the cluster's default resources."""
+        run = self.submit_calls(
+            function,
+            [(args, kwargs)],
+            name=getattr(function, "__name__", "job"),
+            resources=Resources(),
+        )
+        return run.jobs[0]
+
+    def submit_calls(
+        self,
+        function: Callable[..., Any],
+        calls: Sequence[Call],
+        *,
+        name: str,
+        resources: Resources,
+        array: bool = False,
+        chunk_size: int = 1,
+        max_concurrent: int | None = None,
+        resources_variable: str | None = None,
+        after: Sequence[Job | JobArray] = (),
+        condition: Condition = "afterok",
+        retries: int = 0,
+        retry_on: frozenset[str] = DEFAULT_RETRY_ON,
+    ) -> Run:
+        """Submit calls of one function as one job (``array=False``) or one array job."""
+        if self._closed:
+            raise ClusterError(f"{self!r} is closed; connect again with sm.connect().")
+        upstream: list[Job | JobArray] = []
+        for dependency in after:
+            self._check_dependency(dependency, condition)
+            if not dependency.done():
+                upstream.append(dependency)
+        ship_local_modules()
+        table = ArgumentTable(functools.partial(self._reference, upstream))
+        table.extend(calls)
+        effective = self.defaults.merged(resources)
+        run_id = f"{self.session_id}-{secrets.token_hex(4)}"
+        run = Run(run_id, f"{self.root}/runs/{run_id}", name, len(calls), chunk_size)
+        run.jobs = [Job(self, run, item) for item in range(len(calls))]
+        run.dependency = _dependency_expression(upstream, condition)
+        run.retries, run.retry_on = retries, retry_on
+        blob, index = table.files()
+        files = {
+            f"{run.run_dir}/meta.json": dump_meta(
+                run_id=run_id,
+                n_items=len(calls),
+                chunk_size=chunk_size,
+                sentinel_dir=self.sentinel_dir,
+                resources=effective.as_dict(),
+                resources_variable=resources_variable,
+            ),
+            f"{run.run_dir}/function.pkl": dump_function(function),
+            f"{run.run_dir}/args.bin": blob,
+            f"{run.run_dir}/args.idx": index,
+        }
+        n_elements = -(-len(calls) // chunk_size)
+        specs = [
+            ScriptSpec(
+                name=name,
+                resources=effective,
+                run_dir=run.run_dir,
+                runner_path=self.runner_path,
+                python=self.python,
+                n_elements=min(self.max_array_size, n_elements - first) if array else 0,
+                element_offset=first,
+                max_concurrent=max_concurrent,
+                dependency=run.dependency or None,
+                setup=self.setup,
+                tag=f"{run.run_id}.{first}",
+            )
+            for first in range(0, n_elements if array else 1, self.max_array_size)
+        ]
+        engine.call(self._submit(run, files, specs))
+        self.live_runs[run.run_id] = run
+        for dependency in upstream:
+            for upstream_run in (
+                [dependency.run] if isinstance(dependency, Job) else dependency.runs
+            ):
+                upstream_run.dependents.append(run)
+        record_submission(
+            self.registry,
+            run,
+            upstream,
+            cluster_key=self.key,
+            sentinel_dir=self.sentinel_dir,
+            session_id=self.session_id,
+            is_array=array,
+        )
+        if condition == "afterok":
+            for dependency in upstream:
+                dependency.add_done_callback(functools.partial(self._upstream_done, run))
+        return run
+
+    def _record_retry(self, run: Run, element: int, attempt: int, error: BaseException) -> None:
+        self.registry.record_attempt(
+            run.run_id, element, attempt, f"{type(error).__name__}: {error}"
+        )
+
+    def _check_dependency(self, dependency: Job | JobArray, condition: Condition) -> None:
+        jobs = dependency.jobs if isinstance(dependency, JobArray) else [dependency]
+        for job in jobs:
+            if job.cluster is not self and getattr(job.cluster, "identity", None) != self.identity:
+                raise ClusterError(
+                    f"{job!r} runs on {job.cluster.description}, not on {self.description}: "
+                    "a job can only depend on jobs of the same cluster."
+                )
+        if (
+            condition == "afterok"
+            and dependency.done()
+            and (dependency.cancelled() or dependency.exception() is not None)
+        ):
+            why = (
+                "was cancelled"
+                if dependency.cancelled()
+                else f"failed ({dependency.exception()!r})"
+            )
+            raise dependency_error(None, repr(dependency), why)
+
+    def _reference(self, upstream: list[Job | JobArray], obj: Any) -> Reference:
+        if isinstance(obj, FileReference):
+            return ("ref", obj.reference())
+        if not isinstance(obj, Job | JobArray):
+            return None
+        self._check_dependency(obj, "afterok")
+        if obj.done():
+            return ("value", obj.result())
+        if obj not in upstream:
+            upstream.append(obj)
+        if isinstance(obj, Job):
+            return ("ref", (_runner.RESULT_REF, obj.run.run_dir, obj.item))
+        parts = [(run.run_dir, run.n_items) for run in obj.runs]
+        return ("ref", (_runner.RESULTS_REF, parts, len(obj)))
+
+    async def _submit(self, run: Run, files: dict[str, bytes], specs: list[ScriptSpec]) -> None:
+        await self.transport.make_dirs(run.run_dir)
+        for folder in ("results", "logs"):
+            await self.transport.make_dirs(f"{run.run_dir}/{folder}")
+        scripts = {
+            f"{run.run_dir}/slice{i}.sh": render_script(s).encode() for i, s in enumerate(specs)
+        }
+        await self.transport.write_files({**files, **scripts})
+        try:
+            for spec, script in zip(specs, scripts.values(), strict=True):
+                slurm_id = await self.scheduler.submit(script.decode(), tag=spec.sent_tag)
+                run.slices.append(Slice(slurm_id, spec.element_offset, spec.n_elements))
+        except BaseException:
+            # All or nothing: never leave part of a map running without a future.
+            await self.scheduler.cancel(part.slurm_id for part in run.slices)
+            raise
+        run.submitted_at = time.time()
+        self.poller.track(run)
+
+    def _upstream_done(self, run: Run, upstream: concurrent.futures.Future[Any]) -> None:
+        if upstream.cancelled() or upstream.exception() is not None:
+            failed = upstream
+            if isinstance(upstream, JobArray):  # name the task that failed, not the array
+                failed = next(
+                    (j for j in upstream.jobs if j.done() and (j.cancelled() or j.exception())),
+                    upstream.jobs[0],
+                )
+            assert isinstance(failed, Job)
+            engine.spawn(self.poller.fail_dependents(run, failed))
+
+    # -- control ---------------------------------------------------------------------------
+    def cancel_jobs(self, jobs: Sequence[Job]) -> None:
+        """scancel jobs (whole arrays when every task of a slice is given)."""
+        ids: set[str] = set()
+        by_run: dict[str, list[Job]] = {}
+        for job in jobs:
+            by_run.setdefault(job.run.run_id, []).append(job)
+        for run_jobs in by_run.values():
+            run = run_jobs[0].run
+            if len(run_jobs) == len(run.jobs):
+                ids.update(part.slurm_id for part in run.slices)
+            else:
+                ids.update(job.job_id for job in run_jobs)
+        engine.call(self.scheduler.cancel(ids))
+
+    def _cancel_unfinished(self) -> None:
+        unfinished = [job for run in self.live_runs.values() for job in run.jobs if not job.done()]
+        if unfinished and not self._closed:
+            self.cancel_jobs(unfinished)
+
+    def read_text(self, path: str, max_bytes: int) -> str:
+        """The last ``max_bytes`` of a text file on the cluster ("" when missing)."""
+        return engine.call(self.transport.read_tail(path, max_bytes)).decode(errors="replace")
+
+    def close(self) -> None:
+        """Stop polling and release the transport (jobs keep running on the cluster).
+
+        A transport shared by several Cluster objects is closed by the last of them.
+        """
+        if not self._closed:
+            self._closed = True
+            engine.call(self.poller.stop())
+            with _users_lock:
+                _transport_users[id(self.transport)] -= 1
+                last = _transport_users[id(self.transport)] == 0
+            if last:
+                engine.call(self.transport.close())
+
+
+def _dependency_expression(upstream: Sequence[Job | JobArray], condition: Condition) -> str:
+    ids: list[str] = []
+    for dependency in upstream:
+        if isinstance(dependency, JobArray):
+            ids.extend(dependency.job_ids)
+        else:
+            ids.append(dependency.job_id)
+    return f"{condition}:{':'.join(dict.fromkeys(ids))}" if ids else ""
+
+
+@functools.cache
+def _runner_source() -> bytes:
+    with open(_runner.__file__, "rb") as stream:
+        return stream.read()
+
+
+def _default_python() -> str:
+    return os.environ.get("SLURM_MAGICS_PYTHON") or sys.executable

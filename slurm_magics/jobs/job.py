@@ -1,0 +1,385 @@
+"""``Job`` and ``JobArray``: futures of SLURM jobs, awaitable in any event loop."""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, overload
+
+from slurm_magics.core.sbatch import log_path
+from slurm_magics.core.states import JobState
+from slurm_magics.jobs import table
+from slurm_magics.jobs.futures import AwaitableFuture
+
+__all__ = ["Call", "FrontEnds", "Job", "JobArray", "JobHost", "Run", "Slice", "front_ends"]
+
+Call = tuple[tuple[Any, ...], Mapping[str, Any]]  # (args, kwargs) of one call
+
+
+@dataclasses.dataclass
+class FrontEnds:
+    """What the job model hands to higher layers, filled in by the package root at import.
+
+    The model never imports its presentations or the API: ``display`` renders a job or an
+    array for Jupyter (the ui layer's widgets), ``attach`` finds a job by its SLURM id on a
+    cluster, the default one when None (the api layer's history).
+    """
+
+    display: Callable[[Job | JobArray, Any, Any], dict[str, Any]] | None = None
+    attach: Callable[[str, Any], Job | JobArray] | None = None
+
+
+#: The hooks in force (see ``FrontEnds``).
+front_ends = FrontEnds()
+
+
+def _mimebundle(future: Job | JobArray, include: Any, exclude: Any) -> dict[str, Any]:
+    if front_ends.display is None:
+        return {"text/plain": repr(future)}
+    return front_ends.display(future, include, exclude)
+
+
+class JobHost(Protocol):
+    """What a job needs from its cluster (implemented by ``Cluster``)."""
+
+    description: str
+
+    def cancel_jobs(self, jobs: Sequence[Job]) -> None: ...
+
+    def read_text(self, path: str, max_bytes: int) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Slice:
+    """One sbatch call of a run: an array of ``n_elements`` (0: not an array)."""
+
+    slurm_id: str
+    first_element: int
+    n_elements: int
+
+
+@dataclasses.dataclass(eq=False)
+class Run:
+    """One run folder: a call or a ``.map()``, split into slices past MaxArraySize."""
+
+    run_id: str
+    run_dir: str
+    name: str
+    n_items: int
+    chunk_size: int
+    slices: list[Slice] = dataclasses.field(default_factory=list)
+    jobs: list[Job] = dataclasses.field(default_factory=list)
+    #: the sbatch dependency expression, e.g. "afterok:123_4:125" (for messages)
+    dependency: str = ""
+    #: where its tasks drop completion sentinels ("": the tracking session's folder)
+    sentinel_dir: str = ""
+    #: how often an element may run again, and after which failures (see retries.py)
+    retries: int = 0
+    retry_on: frozenset[str] = frozenset()
+    #: attempts made again so far, by element
+    attempts: dict[int, int] = dataclasses.field(default_factory=dict)
+    #: runs of this session that wait on this one (re-armed when an element is retried)
+    dependents: list[Run] = dataclasses.field(default_factory=list)
+    submitted_at: float = dataclasses.field(default_factory=time.time)
+
+    def element_of(self, item: int) -> int:
+        return item // self.chunk_size
+
+    def slice_of(self, element: int) -> Slice:
+        for part in self.slices:
+            if part.first_element <= element < part.first_element + max(part.n_elements, 1):
+                return part
+        raise LookupError(f"element {element} is in no slice of run {self.run_id}")
+
+    def slurm_id_of(self, element: int) -> str:
+        """SLURM's id of one element: "123" (not an array) or "123_4"."""
+        part = self.slice_of(element)
+        if part.n_elements == 0:
+            return part.slurm_id
+        return f"{part.slurm_id}_{element - part.first_element}"
+
+
+class Job(AwaitableFuture[Any]):
+    """The future of one SLURM job (or one item of a ``.map()``).
+
+    ``await job`` / ``job.result()`` give the function's return value, or raise the
+    exception it raised on the cluster (its remote traceback as ``__cause__``), or
+    ``JobFailedError`` / ``DependencyError``. Awaiting never cancels; ``cancel()`` does,
+    in every state.
+    """
+
+    def __init__(self, host: JobHost, run: Run, item: int) -> None:
+        super().__init__()
+        self._host = host
+        self.run = run
+        self.item = item
+        self.state = JobState.PENDING
+        self.reason = ""
+        self.node = ""
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self._ending = False  # an end state was claimed: live updates no longer apply
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    @property
+    def job_id(self) -> str:
+        """SLURM's id: "123", or "123_4" for an array task."""
+        return self.run.slurm_id_of(self.run.element_of(self.item))
+
+    @property
+    def cluster(self) -> JobHost:
+        return self._host
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name} {self.job_id} {self.state.value}>"
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    @classmethod
+    def attach(cls, job_id: str, cluster: Any = None) -> Job | JobArray:
+        """The future of a job by its SLURM id, also one submitted by an ended process.
+
+        Args:
+            job_id: SLURM's id, "123" for a job or a whole array, "123_4" for one task.
+            cluster: the ``Cluster`` it was submitted to (default: the default cluster).
+
+        Returns:
+            A ``Job``, or a ``JobArray`` for the id of a whole array.
+
+        Raises:
+            LookupError: the id is not in the registry of that cluster.
+        """
+        if front_ends.attach is None:
+            raise RuntimeError("Job.attach needs the slurm_magics package: import slurm_magics")
+        return front_ends.attach(job_id, cluster)
+
+    # -- control ----------------------------------------------------------------------
+    def cancel(self) -> bool:
+        """scancel the job (pending or running); its future then raises CancelledError."""
+        if self.done():
+            return False
+        self._host.cancel_jobs([self])
+        return self._mark_cancelled()
+
+    def _mark_cancelled(self) -> bool:
+        # The state first: done-callbacks (registry, widgets) must see the final state.
+        return self._claim_end(JobState.CANCELLED) and AwaitableFuture.cancel(self)
+
+    # -- state transitions (the poller's thread and the user's threads race here) -----
+    def _set_live(self, state: JobState, reason: str = "", node: str | None = None) -> bool:
+        """A not-final state from the scheduler; ignored once an end was claimed."""
+        with self._condition:
+            if self._ending:
+                return False
+            self.state, self.reason = state, reason
+            if node is not None:
+                self.node = node
+            return True
+
+    def _claim_end(self, state: JobState) -> bool:
+        """Take THE transition to an end state, atomically with the check; False if the
+        job already ended or another thread is ending it (a cancel against a result)."""
+        with self._condition:
+            if self._ending or self.done():
+                return False
+            self._ending = True
+            self.state, self.ended_at = state, self.ended_at or time.time()
+            return True
+
+    def _end_ok(self, value: Any) -> bool:
+        """COMPLETED with ``value``, unless the job already ended otherwise."""
+        return self._claim_end(JobState.COMPLETED) and self._resolve(value)
+
+    def _end_failed(self, state: JobState, error: BaseException) -> bool:
+        """Ended in ``state`` raising ``error``, unless the job already ended otherwise."""
+        return self._claim_end(state) and self._fail(error)
+
+    # -- logs -------------------------------------------------------------------------
+    def log_paths(self) -> tuple[str, str]:
+        """Paths of the job's stdout and stderr files on the cluster."""
+        slurm_id = self.job_id
+        return (
+            log_path(self.run.run_dir, slurm_id, stream="out"),
+            log_path(self.run.run_dir, slurm_id, stream="err"),
+        )
+
+    def stdout(self, max_bytes: int = 1 << 20) -> str:
+        """The job's standard output so far (the last ``max_bytes``)."""
+        return self._host.read_text(self.log_paths()[0], max_bytes)
+
+    def stderr(self, max_bytes: int = 1 << 20) -> str:
+        """The job's standard error so far (the last ``max_bytes``)."""
+        return self._host.read_text(self.log_paths()[1], max_bytes)
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds since the job started running (until it ended), if it has started."""
+        if self.started_at is None:
+            return None
+        return (self.ended_at or time.time()) - self.started_at
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """A live status line in Jupyter, a status text elsewhere."""
+        return _mimebundle(self, include, exclude)
+
+
+class JobArray(AwaitableFuture[list[Any]]):
+    """The future of a ``.map()``: one ``Job`` per item, results in order.
+
+    ``await arr`` / ``arr.result()`` give the list of results, or raise the first error as
+    soon as it is known (the other tasks keep running). ``arr[i]`` is the i-th ``Job``.
+    """
+
+    def __init__(self, jobs: Sequence[Job], runs: Sequence[Run]) -> None:
+        super().__init__()
+        self.jobs = list(jobs)
+        self.runs = list(runs)
+        #: the function and the (args, kwargs) of each task, when this process made the
+        #: array (``to_dataframe()`` shows them as columns); None for an attached array
+        self.calls: tuple[Callable[..., Any], Sequence[Call]] | None = None
+        self._remaining = len(self.jobs)
+        self._lock = threading.Lock()
+        for job in self.jobs:
+            job.add_done_callback(self._on_job_done)
+        if not self.jobs:
+            self._resolve([])
+
+    def _on_job_done(self, job: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._remaining -= 1
+            remaining = self._remaining
+        if self.done():  # the array already ended (first error, or cancelled)
+            return
+        if job.cancelled():
+            self._fail(concurrent.futures.CancelledError(f"{job!r} was cancelled"))
+        elif job.exception() is not None:
+            self._fail(job.exception())  # type: ignore[arg-type]
+        elif remaining == 0:
+            self._resolve([j.result() for j in self.jobs])
+
+    # -- sequence ---------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    @overload
+    def __getitem__(self, index: int) -> Job: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Job]: ...
+    def __getitem__(self, index: int | slice) -> Job | list[Job]:
+        return self.jobs[index]
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self.jobs)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{state.lower()}={n}" for state, n in self.counts().items())
+        return f"<JobArray {self.name} {','.join(self.job_ids)} [{counts}]>"
+
+    @property
+    def name(self) -> str:
+        return self.runs[0].name if self.runs else "empty"
+
+    @property
+    def job_ids(self) -> list[str]:
+        """SLURM's array job ids (several when the map was split past MaxArraySize)."""
+        return [part.slurm_id for run in self.runs for part in run.slices]
+
+    @property
+    def job_id(self) -> str:
+        """The first (usually the only) SLURM array job id."""
+        ids = self.job_ids
+        return ids[0] if ids else ""
+
+    # -- state ------------------------------------------------------------------------
+    def counts(self) -> dict[str, int]:
+        """How many tasks are in each state."""
+        return dict(collections.Counter(job.state.value for job in self.jobs))
+
+    @property
+    def state(self) -> JobState:
+        """RUNNING while any task runs, else PENDING while any waits, else the worst end."""
+        states = {job.state for job in self.jobs}
+        for state in (JobState.RUNNING, JobState.PENDING):
+            if state in states:
+                return state
+        for state in JobState:
+            if state.finished and state is not JobState.COMPLETED and state in states:
+                return state
+        return JobState.COMPLETED
+
+    def cancel(self) -> bool:
+        """scancel every task of the array; every unfinished task's future is cancelled."""
+        pending = [job for job in self.jobs if not job.done()]
+        if pending:
+            pending[0].cluster.cancel_jobs(pending)
+        cancelled = super().cancel()  # first, so the array reads as cancelled, not failed
+        for job in pending:
+            job._mark_cancelled()
+        return cancelled or bool(pending)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """Live sweep progress in Jupyter, counts per state elsewhere."""
+        return _mimebundle(self, include, exclude)
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame, one row per task: its arguments by parameter name (known to
+        the process that made the array), job_id, state, elapsed, result, error. Needs
+        pandas."""
+        return table.to_dataframe(self)
+
+    def to_parquet(self, path: str, **options: Any) -> None:
+        """Write ``to_dataframe()`` to a Parquet file (needs pandas and pyarrow)."""
+        table.to_parquet(self, path, **options)
+
+    def wait(self, timeout: float | None = None, *, progress: bool = False) -> bool:
+        """Block until every task has ended (errors are not raised); True if all ended.
+
+        ``progress=True`` shows a tqdm bar of finished tasks.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = _progress_bar(self) if progress else None
+        try:
+            while True:
+                done = sum(job.done() for job in self.jobs)
+                if bar is not None:
+                    bar.update(done - bar.n)
+                    bar.set_postfix_str(_summary(self.counts()), refresh=False)
+                if done == len(self.jobs):
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                concurrent.futures.wait(
+                    [job for job in self.jobs if not job.done()][:1],
+                    timeout=0.1 if bar is not None else 0.5,
+                )
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _summary(counts: dict[str, int]) -> str:
+    return " ".join(f"{state.lower()}={n}" for state, n in sorted(counts.items()))
+
+
+def _progress_bar(array: JobArray) -> Any:
+    from tqdm.auto import tqdm  # noqa: PLC0415  (only when a bar is asked for)
+
+    return tqdm(total=len(array), desc=array.name, unit="task", mininterval=0.5)

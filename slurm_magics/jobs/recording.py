@@ -1,0 +1,74 @@
+"""Record submitted runs in the registry and follow their jobs' ends into it."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Sequence
+from typing import Any
+
+from slurm_magics.jobs.job import Job, JobArray, Run
+from slurm_magics.jobs.registry import Registry, RunRecord, submitting_notebook
+
+__all__ = ["follow", "record_submission"]
+
+
+def record_submission(
+    registry: Registry,
+    run: Run,
+    upstream: Sequence[Job | JobArray],
+    *,
+    cluster_key: str,
+    sentinel_dir: str,
+    session_id: str,
+    is_array: bool,
+) -> None:
+    """Store a submitted run (its slices, dependencies and submitting notebook) in
+    ``registry`` and follow its jobs' ends into it.
+
+    Args:
+        registry: where runs are recorded (SQLite, shared by the user's processes).
+        run: the run just submitted (its slices carry the SLURM ids).
+        upstream: the jobs and arrays it depends on (recorded as graph edges).
+        cluster_key: the cluster's identity ("user@host:root").
+        sentinel_dir: where its tasks drop completion sentinels.
+        session_id: the submitting session's id.
+        is_array: whether the run was a ``.map()`` (a JobArray) rather than one call.
+    """
+    edges = [
+        (u.run.run_id, u.item) if isinstance(u, Job) else (r.run_id, -1)
+        for u in upstream
+        for r in ([u.run] if isinstance(u, Job) else u.runs)
+    ]
+    record = RunRecord(
+        run_id=run.run_id,
+        cluster=cluster_key,
+        run_dir=run.run_dir,
+        sentinel_dir=sentinel_dir,
+        name=run.name,
+        n_items=run.n_items,
+        chunk_size=run.chunk_size,
+        is_array=is_array,
+        slices=[(s.slurm_id, s.first_element, s.n_elements) for s in run.slices],
+        dependency=run.dependency,
+        notebook=submitting_notebook(),
+        session=session_id,
+        submitted_at=run.submitted_at,
+    )
+    registry.record_run(record, edges)
+    follow(registry, run)
+
+
+def follow(registry: Registry, run: Run) -> None:
+    """Write each job's final state, times and error to ``registry`` when it ends."""
+
+    def on_done(future: concurrent.futures.Future[Any]) -> None:
+        assert isinstance(future, Job)
+        error = None
+        if not future.cancelled() and future.exception() is not None:
+            error = f"{type(future.exception()).__name__}: {future.exception()}"[:4000]
+        registry.note_state(
+            run.run_id, future.item, future.state.value, future.started_at, future.ended_at, error
+        )
+
+    for job in run.jobs:
+        job.add_done_callback(on_done)

@@ -1,0 +1,335 @@
+"""The registry: every run, array task and dependency edge, in SQLite (WAL).
+
+It lives on the machine of the notebook (``~/.slurm_magics/registry.db``, or
+``$SLURM_MAGICS_REGISTRY``), so that jobs outlive the kernel: a new process finds them and
+awaits them again. Several kernels and the Jupyter server may read and write at once.
+State changes are batched: at most one write transaction per half second.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = ["JobRecord", "Registry", "RunRecord", "default_registry", "submitting_notebook"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    cluster TEXT NOT NULL,
+    run_dir TEXT NOT NULL,
+    sentinel_dir TEXT NOT NULL,
+    name TEXT NOT NULL,
+    n_items INTEGER NOT NULL,
+    chunk_size INTEGER NOT NULL,
+    is_array INTEGER NOT NULL,
+    slices TEXT NOT NULL,
+    dependency TEXT NOT NULL,
+    notebook TEXT NOT NULL,
+    session TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    cleaned INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS slices (
+    slurm_id TEXT NOT NULL,
+    cluster TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    PRIMARY KEY (cluster, slurm_id)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    run_id TEXT NOT NULL,
+    item INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    error TEXT,
+    PRIMARY KEY (run_id, item)
+);
+CREATE TABLE IF NOT EXISTS edges (
+    run_id TEXT NOT NULL,
+    upstream_run_id TEXT NOT NULL,
+    upstream_item INTEGER NOT NULL  -- -1: the whole upstream run
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id TEXT NOT NULL,
+    element INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,  -- 1: the first retry
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_cluster ON runs (cluster, submitted_at);
+CREATE INDEX IF NOT EXISTS edges_by_run ON edges (run_id);
+"""
+
+
+_RUN_COLUMNS = (
+    "run_id, cluster, run_dir, sentinel_dir, name, n_items, chunk_size, is_array, slices, "
+    "dependency, notebook, session, submitted_at"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One run as the registry knows it."""
+
+    run_id: str
+    cluster: str
+    run_dir: str
+    sentinel_dir: str
+    name: str
+    n_items: int
+    chunk_size: int
+    is_array: bool
+    slices: list[tuple[str, int, int]]  # (slurm id, first element, n elements)
+    dependency: str
+    notebook: str
+    session: str
+    submitted_at: float
+
+
+@dataclasses.dataclass(frozen=True)
+class JobRecord:
+    """The last known state of one item of a run."""
+
+    item: int
+    state: str
+    started_at: float | None
+    ended_at: float | None
+    error: str | None
+
+
+class Registry:
+    """A small SQLite store shared by every process of this user on this machine."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        self._pending: list[tuple[Any, ...]] = []
+        self._timer: threading.Timer | None = None
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        os.chmod(path, 0o600)
+
+    def _write(self, statements: Iterable[tuple[str, Sequence[Any] | list[Sequence[Any]]]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, rows in statements:
+                    if isinstance(rows, list):
+                        self._db.executemany(sql, rows)
+                    else:
+                        self._db.execute(sql, rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def record_run(self, run: RunRecord, upstream: Sequence[tuple[str, int]]) -> None:
+        """Store a submitted run, its items (PENDING) and its dependency edges."""
+        self._write(
+            [
+                (
+                    "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
+                    (
+                        run.run_id,
+                        run.cluster,
+                        run.run_dir,
+                        run.sentinel_dir,
+                        run.name,
+                        run.n_items,
+                        run.chunk_size,
+                        int(run.is_array),
+                        json.dumps(run.slices),
+                        run.dependency,
+                        run.notebook,
+                        run.session,
+                        run.submitted_at,
+                    ),
+                ),
+                (
+                    "INSERT OR REPLACE INTO slices VALUES (?,?,?)",
+                    [(slurm_id, run.cluster, run.run_id) for slurm_id, _, _ in run.slices],
+                ),
+                (
+                    "INSERT OR IGNORE INTO jobs VALUES (?,?,'PENDING',NULL,NULL,NULL)",
+                    [(run.run_id, item) for item in range(run.n_items)],
+                ),
+                (
+                    "INSERT INTO edges VALUES (?,?,?)",
+                    [(run.run_id, up_run, up_item) for up_run, up_item in upstream],
+                ),
+            ]
+        )
+
+    def note_state(
+        self,
+        run_id: str,
+        item: int,
+        state: str,
+        started_at: float | None,
+        ended_at: float | None,
+        error: str | None,
+    ) -> None:
+        """Queue a job's new state; written with others in one transaction shortly."""
+        with self._lock:
+            self._pending.append((state, started_at, ended_at, error, run_id, item))
+            if self._timer is None:
+                self._timer = threading.Timer(0.5, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        """Write the queued state changes now."""
+        with self._lock:
+            rows, self._pending, self._timer = self._pending, [], None
+            if rows:
+                self._write(
+                    [
+                        (
+                            "UPDATE jobs SET state=?, started_at=?, ended_at=?, error=? "
+                            "WHERE run_id=? AND item=?",
+                            rows,
+                        )
+                    ]
+                )
+
+    # -- reading -----------------------------------------------------------------------
+    def runs(
+        self,
+        *,
+        cluster: str | None = None,
+        name: str | None = None,
+        session: str | None = None,
+        notebook: str | None = None,
+        include_cleaned: bool = False,
+    ) -> list[RunRecord]:
+        """Runs, newest first, filtered by cluster, name, session or notebook."""
+        self.flush()
+        clauses, values = [], []
+        for column, value in (
+            ("cluster", cluster),
+            ("name", name),
+            ("session", session),
+            ("notebook", notebook),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                values.append(value)
+        if not include_cleaned:
+            clauses.append("cleaned = 0")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            query = f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY submitted_at DESC"  # noqa: S608
+            rows = self._db.execute(query, values).fetchall()  # fixed column names, values bound
+        return [_run_record(row) for row in rows]
+
+    def run_of(self, cluster: str, slurm_id: str) -> RunRecord | None:
+        """The run that a SLURM id ("123") belongs to on ``cluster``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT run_id FROM slices WHERE cluster = ? AND slurm_id = ?", (cluster, slurm_id)
+            ).fetchone()
+        return None if row is None else self.run(row[0])
+
+    def run(self, run_id: str) -> RunRecord | None:
+        """One run by its id."""
+        self.flush()
+        with self._lock:
+            query = f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?"  # noqa: S608
+            row = self._db.execute(query, (run_id,)).fetchone()  # fixed columns, value bound
+        return None if row is None else _run_record(row)
+
+    def jobs_of(self, run_id: str) -> list[JobRecord]:
+        """The items of a run, in order."""
+        self.flush()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT item, state, started_at, ended_at, error FROM jobs WHERE run_id = ? "
+                "ORDER BY item",
+                (run_id,),
+            ).fetchall()
+        return [JobRecord(*row) for row in rows]
+
+    def edges_of(self, run_id: str) -> list[tuple[str, int]]:
+        """(upstream run id, upstream item or -1) pairs of a run."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT upstream_run_id, upstream_item FROM edges WHERE run_id = ?", (run_id,)
+            ).fetchall()
+        return [(row[0], row[1]) for row in rows]
+
+    def record_attempt(self, run_id: str, element: int, attempt: int, reason: str) -> None:
+        """Record that an element runs again (``attempt`` 1 is the first retry), and why."""
+        self._write(
+            [
+                (
+                    "INSERT INTO attempts VALUES (?,?,?,?,?)",
+                    (run_id, element, attempt, reason[:4000], time.time()),
+                )
+            ]
+        )
+
+    def attempts_of(self, run_id: str) -> list[tuple[int, int, str]]:
+        """(element, attempt, reason) of every retry of a run."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT element, attempt, reason FROM attempts WHERE run_id = ? ORDER BY at",
+                (run_id,),
+            ).fetchall()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def mark_cleaned(self, run_ids: Sequence[str]) -> None:
+        """Record that these runs' folders were removed."""
+        if run_ids:
+            self._write([("UPDATE runs SET cleaned = 1 WHERE run_id = ?", [(r,) for r in run_ids])])
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            self._db.close()
+
+
+def _run_record(row: Sequence[Any]) -> RunRecord:
+    values = list(row)
+    values[7] = bool(values[7])
+    values[8] = [tuple(part) for part in json.loads(values[8])]
+    return RunRecord(*values)
+
+
+_default: Registry | None = None
+_default_lock = threading.Lock()
+
+
+def default_registry() -> Registry:
+    """The registry of this user on this machine, opened on first use."""
+    global _default  # noqa: PLW0603  (one registry per process)
+    with _default_lock:
+        if _default is None:
+            path = os.environ.get("SLURM_MAGICS_REGISTRY") or os.path.expanduser(
+                "~/.slurm_magics/registry.db"
+            )
+            _default = Registry(path)
+            atexit.register(_default.flush)
+        return _default
+
+
+def submitting_notebook() -> str:
+    """The notebook (or script) that submits: what a user recognises in a job list."""
+    for variable in ("JPY_SESSION_NAME", "SLURM_MAGICS_NOTEBOOK"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    import __main__  # noqa: PLC0415
+
+    session = getattr(__main__, "__session__", None) or getattr(__main__, "__file__", None)
+    return str(session) if session else "<interactive>"

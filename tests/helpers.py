@@ -1,0 +1,228 @@
+"""Helpers shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+import slurm_magics as sm
+from slurm_magics.devcluster import SSHInfo, load_info
+from slurm_magics.jobs.job import Job, JobArray, Run, Slice
+from slurm_magics.scheduler.local import LocalScheduler
+from slurm_magics.transport import SSHTransport
+
+T = TypeVar("T")
+
+
+def require_cluster() -> None:
+    if shutil.which("sinfo") is None:
+        pytest.fail("no SLURM here: run `slurm-magics devcluster up` (as root) before the tests")
+    probe = subprocess.run(["sinfo", "--noheader", "-o", "%t"], capture_output=True, text=True)
+    states = probe.stdout.split()
+    if probe.returncode != 0 or not any(
+        s.startswith(("idle", "mix", "alloc", "comp")) for s in states
+    ):
+        pytest.fail(
+            f"the dev cluster is not usable (sinfo: {probe.stdout.strip()} {probe.stderr.strip()});"
+            " run `slurm-magics devcluster up`"
+        )
+
+
+def ssh_options() -> dict[str, Any]:
+    """How to reach the dev cluster's own sshd: root@127.0.0.1:PORT, its key, its known_hosts."""
+    ssh = load_info().ssh
+    return {
+        "host": ssh.host,
+        "user": ssh.user,
+        "port": ssh.port,
+        "known_hosts": ssh.known_hosts_path,
+        "client_keys": [ssh.key_path],
+    }
+
+
+def sibling(cluster: sm.Cluster, **options: Any) -> sm.Cluster:
+    """Another Cluster object of the same kind (own poller and counters), not the default."""
+    if isinstance(cluster.scheduler, LocalScheduler):
+        options.setdefault("scheduler", LocalScheduler())
+    options.setdefault("python", cluster.python)
+    return sm.Cluster(cluster.transport, root=cluster.root, **options)
+
+
+def squeue_ids() -> set[str]:
+    """Job ids the controller still lists as pending or running."""
+    out = subprocess.run(
+        ["squeue", "--noheader", "-t", "PD,R,CG", "-o", "%i"], capture_output=True, text=True
+    ).stdout
+    return set(out.split())
+
+
+def still_queued(ids: set[str], within: float = 30.0) -> set[str]:
+    """Those of ``ids`` still pending, running or completing after ``within`` seconds.
+
+    A cancelled running task passes through COMPLETING while slurmd kills it; one whose
+    launch raced the cancel lasts until SIGKILL after the dev cluster's KillWait (10 s).
+    """
+    deadline = time.monotonic() + within
+    while True:
+        left = ids & squeue_ids()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
+
+
+def connect_source(cluster: sm.Cluster, root: Path) -> str:
+    """Python that connects a new process to the same cluster, the same way (SLURM here, over
+    SSH, or the local backend)."""
+    if isinstance(cluster.scheduler, LocalScheduler):
+        return f"sm.connect(backend='local', root={str(root)!r})"
+    if isinstance(cluster.transport, SSHTransport):
+        options = ssh_options()
+        host = options.pop("host")
+        keywords = ", ".join(f"{key}={_plain(value)!r}" for key, value in options.items())
+        return (
+            f"sm.connect({host!r}, {keywords}, python={sys.executable!r}, "
+            f"root={str(root)!r}, partition='debug')"
+        )
+    return f"sm.connect(root={str(root)!r}, partition='debug')"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
+        time.sleep(0.5)
+
+
+def drop(transport: SSHTransport, ssh: SSHInfo) -> None:
+    """Kill the server side of the connection, as a crash or a reboot would."""
+    for pid in server_side_of(transport, ssh):
+        os.kill(pid, signal.SIGKILL)
+
+
+def transport_for(ssh: SSHInfo, **options: object) -> SSHTransport:
+    settings: dict[str, object] = {
+        "user": ssh.user,
+        "port": ssh.port,
+        "known_hosts": ssh.known_hosts_path,
+        "client_keys": [ssh.key_path],
+    }
+    settings.update(options)
+    return SSHTransport(ssh.host, **settings)  # type: ignore[arg-type]
+
+
+def using(transport: SSHTransport, scenario: Callable[[SSHTransport], Awaitable[T]]) -> T:
+    """Run a scenario in a fresh loop, closing the connection afterwards."""
+
+    async def run() -> T:
+        try:
+            return await scenario(transport)
+        finally:
+            await transport.close()
+
+    return asyncio.run(run())
+
+
+class Host:
+    """A JobHost whose log files live in a dict."""
+
+    description = "stand-in host"
+
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+        self.cancelled: list[Job] = []
+
+    def cancel_jobs(self, jobs: Sequence[Job]) -> None:
+        self.cancelled.extend(jobs)
+
+    def read_text(self, path: str, max_bytes: int) -> str:
+        return self.files.get(path, "")[-max_bytes:]
+
+
+def make_array(host: Host, n: int, slurm_id: str = "100", dependency: str = "") -> JobArray:
+    run = Run(f"run{slurm_id}", f"/runs/{slurm_id}", "sweep", n, 1, [Slice(slurm_id, 0, n)])
+    run.jobs = [Job(host, run, i) for i in range(n)]
+    run.dependency = dependency
+    return JobArray(run.jobs, [run])
+
+
+def make_job(host: Host, slurm_id: str = "200", name: str = "fit", dependency: str = "") -> Job:
+    run = Run(f"run{slurm_id}", f"/runs/{slurm_id}", name, 1, 1, [Slice(slurm_id, 0, 0)])
+    run.jobs = [Job(host, run, 0)]
+    run.dependency = dependency
+    return run.jobs[0]
+
+
+def count_messages(widget: Any) -> list[int]:
+    """Count the state messages every widget of a tree sends."""
+    sent = [0]
+    pending = [widget]
+    while pending:
+        current = pending.pop()
+        pending.extend(getattr(current, "children", ()))
+        original = current.comm.send
+
+        def send(*args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            sent[0] += 1
+            return _original(*args, **kwargs)
+
+        current.comm.send = send
+    return sent
+
+
+def wait_until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def _plain(value: Any) -> Any:
+    """Paths as strings, so that their repr is Python a new process can read."""
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return str(value) if isinstance(value, os.PathLike) else value
+
+
+def _socket_inodes(ssh_port: int, client_port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as stream:
+            for line in stream.read().splitlines()[1:]:
+                fields = line.split()
+                local, remote = fields[1], fields[2]
+                if int(local.rsplit(":", 1)[1], 16) == ssh_port and (
+                    int(remote.rsplit(":", 1)[1], 16) == client_port
+                ):
+                    inodes.add(fields[9])
+    return inodes
+
+
+def server_side_of(transport: SSHTransport, ssh: SSHInfo) -> set[int]:
+    """The sshd processes serving this transport's connection (and only it)."""
+    conn = transport.connection
+    assert conn is not None, "not connected"
+    client_port = conn.get_extra_info("sockname")[1]
+    wanted = {f"socket:[{inode}]" for inode in _socket_inodes(ssh.port, client_port)}
+    pids: set[int] = set()
+    for fd in glob.glob("/proc/[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):
+            if os.readlink(fd) in wanted:
+                pids.add(int(fd.split("/")[2]))
+    assert pids, "the server side of the connection was not found"
+    return pids
