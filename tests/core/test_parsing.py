@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from slurm_magics.parsing import (
+from slurm_magics.core.parsing import (
     AccountingRow,
     QueueRow,
     expand_task_ids,
@@ -32,10 +32,10 @@ from slurm_magics.parsing import (
     parse_sbatch_parsable,
     parse_squeue,
 )
-from slurm_magics.sbatch import submission_comment
-from slurm_magics.states import JobState, normalise_state, state_from_stderr
+from slurm_magics.core.sbatch import submission_comment
+from slurm_magics.core.states import JobState, normalise_state, state_from_stderr
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def recorded(name: str) -> str:
