@@ -15,8 +15,8 @@ from slurm_magics.core.resources import parse_time
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.cluster import Cluster
 from slurm_magics.jobs.engine import engine
-from slurm_magics.jobs.job import Job, JobArray
-from slurm_magics.jobs.reattach import jobs_of, live_entry
+from slurm_magics.jobs.job import Job, JobArray, jobs_of
+from slurm_magics.jobs.reattach import live_entry
 
 __all__ = ["attach", "cleanup", "jobs"]
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 __all__ = [
     "SACCT_FORMAT",
+    "SLURM_ID",
     "SQUEUE_FORMAT",
     "AccountingRow",
     "ClusterConfig",
     "QueueRow",
+    "element_slurm_id",
     "expand_task_ids",
     "jobs_with_comment",
     "parse_cluster_config",
@@ -23,7 +25,35 @@ __all__ = [
     "parse_sacct",
     "parse_sbatch_parsable",
     "parse_squeue",
+    "unset",
 ]
+
+#: A SLURM job id, "123", or an array task's, "123_4" (use with ``fullmatch``).
+SLURM_ID = re.compile(r"(\d{1,18})(?:_(\d{1,9}))?")
+
+
+def unset(value: str | None) -> bool:
+    """Whether SLURM printed "no value" for a field: "", "None" or "(null)"."""
+    return value is None or value.strip() in ("", "None", "(null)")
+
+
+def element_slurm_id(slices: Iterable[tuple[str, int, int]], element: int) -> str | None:
+    """SLURM's id of one element of a run split into sbatch calls.
+
+    Args:
+        slices: (SLURM id, first element, number of elements; 0 for a plain job) per sbatch.
+        element: the element's index in the whole run.
+
+    Returns:
+        "123" for a plain job, "123_4" for an array task, None when no slice holds it.
+    """
+    for slurm_id, first, n_elements in slices:
+        if n_elements == 0 and element == first:
+            return slurm_id
+        if first <= element < first + n_elements:
+            return f"{slurm_id}_{element - first}"
+    return None
+
 
 # The job name comes last: it is the one field that may itself contain "|".
 SQUEUE_FORMAT = "%i|%A|%T|%r|%N|%P|%M|%j"
@@ -169,7 +199,8 @@ def parse_cluster_config(output: str) -> ClusterConfig:
         max_job_count=int(values.get("MaxJobCount", defaults.max_job_count)),
         min_job_age=_seconds(values.get("MinJobAge", str(defaults.min_job_age))),
         accounting=values.get("AccountingStorageType", "accounting_storage/none")
-        not in ("", "accounting_storage/none", "(null)"),
+        not in ("accounting_storage/none", "")
+        and not unset(values.get("AccountingStorageType", "")),
         version=version,
         cluster_name=values.get("ClusterName", ""),
     )

@@ -18,6 +18,7 @@ from typing import Any, Literal
 __all__ = [
     "ResourceError",
     "Resources",
+    "format_duration",
     "format_memory",
     "format_time",
     "parse_memory",
@@ -155,14 +156,34 @@ def parse_time(value: TimeLike, *, name: str = "time") -> int:
     return seconds
 
 
-def format_time(seconds: int) -> str:
-    """Render seconds as SLURM's "D-HH:MM:SS" (or "HH:MM:SS" under a day)."""
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
+def format_duration(seconds: float, *, hours: bool = False, day_separator: str = "-") -> str:
+    """Render a duration the way SLURM prints one.
+
+    Args:
+        seconds: the duration (negative counts as 0; fractions are dropped).
+        hours: always show two-digit hours ("00:05:00", as sbatch's ``--time``); otherwise
+            as squeue's elapsed time ("5:00", "1:05:00").
+        day_separator: between days and hours ("-" as SLURM, "d " for people).
+
+    Returns:
+        e.g. "2-04:00:00", "1:02:05", "0:07", or "00:00:07" with ``hours=True``.
+    """
+    total = max(int(seconds), 0)
+    days, rest = divmod(total, 86400)
+    whole_hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     if days:
-        return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}"
+        return f"{days}{day_separator}{whole_hours:02d}:{minutes:02d}:{secs:02d}"
+    if hours:
+        return f"{whole_hours:02d}:{minutes:02d}:{secs:02d}"
+    if whole_hours:
+        return f"{whole_hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"
+
+
+def format_time(seconds: int) -> str:
+    """Render seconds as SLURM's "D-HH:MM:SS" (or "HH:MM:SS" under a day)."""
+    return format_duration(seconds, hours=True)
 
 
 def _positive_int(name: str, value: object, *, allow_zero: bool = False) -> int:

@@ -29,7 +29,7 @@ from slurm_magics.core.resources import Resources
 from slurm_magics.core.sbatch import ScriptSpec, check_path, render_script
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.environment import check_environment
-from slurm_magics.jobs.job import Call, Job, JobArray, Run, Slice
+from slurm_magics.jobs.job import Call, Job, JobArray, Run, Slice, jobs_of
 from slurm_magics.jobs.poller import Poller
 from slurm_magics.jobs.recording import record_submission
 from slurm_magics.jobs.registry import Registry, default_registry
@@ -229,8 +229,7 @@ class Cluster:
         )
 
     def _check_dependency(self, dependency: Job | JobArray, condition: Condition) -> None:
-        jobs = dependency.jobs if isinstance(dependency, JobArray) else [dependency]
-        for job in jobs:
+        for job in jobs_of(dependency):
             if job.cluster is not self and getattr(job.cluster, "identity", None) != self.identity:
                 raise ClusterError(
                     f"{job!r} runs on {job.cluster.description}, not on {self.description}: "

@@ -10,12 +10,28 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, overload
 
+from tqdm.auto import tqdm
+
+from slurm_magics.core.parsing import element_slurm_id
 from slurm_magics.core.sbatch import log_path
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs import table
 from slurm_magics.jobs.futures import AwaitableFuture
 
-__all__ = ["Call", "FrontEnds", "Job", "JobArray", "JobHost", "Run", "Slice", "front_ends"]
+__all__ = [
+    "Call",
+    "FrontEnds",
+    "Job",
+    "JobArray",
+    "JobHost",
+    "Run",
+    "Slice",
+    "front_ends",
+    "jobs_of",
+    "progress_bar",
+    "runs_of",
+    "slurm_ids_of",
+]
 
 Call = tuple[tuple[Any, ...], Mapping[str, Any]]  # (args, kwargs) of one call
 
@@ -97,10 +113,12 @@ class Run:
 
     def slurm_id_of(self, element: int) -> str:
         """SLURM's id of one element: "123" (not an array) or "123_4"."""
-        part = self.slice_of(element)
-        if part.n_elements == 0:
-            return part.slurm_id
-        return f"{part.slurm_id}_{element - part.first_element}"
+        found = element_slurm_id(
+            [(s.slurm_id, s.first_element, s.n_elements) for s in self.slices], element
+        )
+        if found is None:
+            raise LookupError(f"element {element} is in no slice of run {self.run_id}")
+        return found
 
 
 class Job(AwaitableFuture[Any]):
@@ -355,7 +373,7 @@ class JobArray(AwaitableFuture[list[Any]]):
         ``progress=True`` shows a tqdm bar of finished tasks.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        bar = _progress_bar(self) if progress else None
+        bar = progress_bar(self) if progress else None
         try:
             while True:
                 done = sum(job.done() for job in self.jobs)
@@ -375,11 +393,25 @@ class JobArray(AwaitableFuture[list[Any]]):
                 bar.close()
 
 
+def jobs_of(item: Job | JobArray) -> list[Job]:
+    """The jobs of a future: an array's tasks in order, or the job itself."""
+    return list(item.jobs) if isinstance(item, JobArray) else [item]
+
+
+def runs_of(item: Job | JobArray) -> list[Run]:
+    """The runs (run folders) behind a job or an array."""
+    return list(item.runs) if isinstance(item, JobArray) else [item.run]
+
+
+def slurm_ids_of(item: Job | JobArray) -> list[str]:
+    """SLURM's ids: an array's ids (one per sbatch), or the job's "123"/"123_4"."""
+    return item.job_ids if isinstance(item, JobArray) else [item.job_id]
+
+
 def _summary(counts: dict[str, int]) -> str:
     return " ".join(f"{state.lower()}={n}" for state, n in sorted(counts.items()))
 
 
-def _progress_bar(array: JobArray) -> Any:
-    from tqdm.auto import tqdm  # noqa: PLC0415  (only when a bar is asked for)
-
+def progress_bar(array: JobArray) -> Any:
+    """A tqdm bar of an array's finished tasks (``tqdm.auto``: a widget in notebooks)."""
     return tqdm(total=len(array), desc=array.name, unit="task", mininterval=0.5)

@@ -10,7 +10,7 @@ from slurm_magics.jobs.job import Job, JobArray, Run, Slice
 from slurm_magics.jobs.recording import follow
 from slurm_magics.jobs.registry import RunRecord
 
-__all__ = ["jobs_of", "live_entry"]
+__all__ = ["live_entry"]
 
 
 def _rebuild(cluster: Cluster, record: RunRecord) -> Run:
@@ -68,8 +68,3 @@ def live_entry(cluster: Cluster, record: RunRecord) -> Job | JobArray:
     if run.run_id not in cluster.live_arrays:
         cluster.live_arrays[run.run_id] = JobArray(run.jobs, [run])
     return cluster.live_arrays[run.run_id]
-
-
-def jobs_of(entry: Job | JobArray) -> list[Job]:
-    """The jobs of a future: the array's tasks, or the job itself."""
-    return list(entry.jobs) if isinstance(entry, JobArray) else [entry]

@@ -17,6 +17,7 @@ from typing import Any
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
+from slurm_magics.core.parsing import SLURM_ID
 from slurm_magics.server.service import LookupFailed, SlurmService
 from slurm_magics.server.views import JSON
 
@@ -38,7 +39,6 @@ __all__ = [
 API_PATH = "slurm-magics/api"
 
 #: "123" (a job, or a whole array job) or "123_4" (one array task)
-SLURM_ID = re.compile(r"(\d{1,18})(?:_(\d{1,9}))?")  # matched whole (fullmatch): no "\n"
 #: registry run ids: "<session>-<hex>", letters, digits, '.', '_', '-'
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_LOG_BYTES = 64 * 1024

@@ -13,14 +13,14 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from slurm_magics.core.parsing import QueueRow
+from slurm_magics.core.parsing import QueueRow, element_slurm_id
 from slurm_magics.core.states import JobState, normalise_state
 from slurm_magics.jobs.registry import JobRecord, RunRecord
 
 __all__ = [
-    "QueueSnapshot",
     "STATE_ORDER",
     "UNKNOWN",
+    "QueueSnapshot",
     "graph_view",
     "is_local",
     "item_states",
@@ -104,10 +104,7 @@ def _queue_key(record: RunRecord, element: int) -> QueueKey | None:
 
 def slurm_id_of(record: RunRecord, element: int) -> str | None:
     """SLURM's id of one element of a run: "123" or "123_4" (None: no such element)."""
-    key = _queue_key(record, element)
-    if key is None:
-        return None
-    return key[0] if key[1] is None else f"{key[0]}_{key[1]}"
+    return element_slurm_id(record.slices, element)
 
 
 def item_states(

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.job import Job, JobArray, jobs_of, slurm_ids_of
 
 __all__ = ["JobRegistry", "SessionEntry", "SessionJobs", "session_jobs"]
 
@@ -30,7 +30,7 @@ class SessionEntry:
 
     @property
     def slurm_ids(self) -> list[str]:
-        return self.item.job_ids if isinstance(self.item, JobArray) else [self.item.job_id]
+        return slurm_ids_of(self.item)
 
 
 class JobRegistry(Protocol):
@@ -89,8 +89,7 @@ class SessionJobs:
     def find_task(self, slurm_id: str) -> Job | None:
         """The array task or job of this session with SLURM id ``slurm_id`` ("123_4")."""
         for entry in reversed(self.entries()):
-            jobs = entry.item.jobs if isinstance(entry.item, JobArray) else [entry.item]
-            for job in jobs:
+            for job in jobs_of(entry.item):
                 if job.job_id == slurm_id:
                     return job
         return None

@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 from slurm_magics.core.errors import SubmissionError
 from slurm_magics.core.parsing import AccountingRow, ClusterConfig, QueueRow
+from slurm_magics.core.resources import format_duration
 from slurm_magics.scheduler.local.directives import Directives, expand_log_pattern, parse_directives
 from slurm_magics.scheduler.local.memory import MemoryWatcher, kill_tree
 from slurm_magics.transport import LocalTransport, Transport
@@ -56,13 +57,7 @@ def _elapsed(task: _Task) -> str:
     """squeue's %M for a task: "M:SS", "H:MM:SS" or "D-HH:MM:SS"."""
     if task.started is None:
         return "0:00"
-    seconds = int((task.ended or time.time()) - task.started)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}-{hours:02d}:{minutes:02d}:{seconds:02d}"
-    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+    return format_duration((task.ended or time.time()) - task.started)
 
 
 class LocalScheduler:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import re
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,10 +15,11 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from slurm_magics.api.connect import connect, default_cluster
 from slurm_magics.api.task import task
 from slurm_magics.core.errors import ClusterError, SlurmMagicsError
+from slurm_magics.core.parsing import SLURM_ID
 from slurm_magics.core.resources import ResourceError
 from slurm_magics.core.states import normalise_state
 from slurm_magics.jobs.engine import engine
-from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.job import Job, JobArray, slurm_ids_of
 from slurm_magics.ui.magics.cell import CellError, analyse_cell, make_cell_function
 from slurm_magics.ui.magics.namespace import job_named, job_variable, map_items, shipped
 from slurm_magics.ui.magics.options import (
@@ -47,7 +47,6 @@ __all__ = ["SlurmMagics"]
 F = TypeVar("F", bound=Callable[..., Any])
 Tracked = Job | JobArray
 
-_SLURM_ID = re.compile(r"^\d+(?:_\d+)?$")
 _JOBS_HELP = "Show every job of this kernel live: state, elapsed, Cancel, log tail, graph."
 
 
@@ -205,7 +204,7 @@ class SlurmMagics(Magics):
         names: dict[str, str] = {}
         for entry in self.registry.entries():
             item = entry.item
-            for slurm_id in item.job_ids if isinstance(item, JobArray) else [item.job_id]:
+            for slurm_id in slurm_ids_of(item):
                 names[slurm_id] = entry.label
         if not options.all:
             rows = [row for row in rows if not _finished(row.state)]
@@ -262,7 +261,7 @@ class SlurmMagics(Magics):
 
     def _cancel_target(self, target: str) -> tuple[Tracked | None, str]:
         """(job, label) for a variable, ``VAR[i]`` or a SLURM id; (None, id) for a foreign id."""
-        if _SLURM_ID.match(target):
+        if SLURM_ID.fullmatch(target):
             entry = self.registry.find(target)
             if entry is not None:
                 return entry.item, entry.label
@@ -282,7 +281,7 @@ class SlurmMagics(Magics):
             print(logs_parser().format_help())
             return
         job: Job | None
-        if _SLURM_ID.match(options.target):
+        if SLURM_ID.fullmatch(options.target):
             job = self.registry.find_task(options.target)
             if job is None:
                 raise UsageError(

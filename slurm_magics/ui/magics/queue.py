@@ -6,7 +6,7 @@ import dataclasses
 import html
 from collections.abc import Iterable, Mapping, Sequence
 
-from slurm_magics.core.parsing import QueueRow
+from slurm_magics.core.parsing import QueueRow, unset
 from slurm_magics.core.states import normalise_state
 from slurm_magics.ui.widgets.text import COLOURS
 
@@ -66,7 +66,7 @@ def _where(row: QueueRow) -> str:
     word = row.state.split(" ", 1)[0].upper()
     if word in _RUNNING_WORDS:
         return row.nodes
-    return "" if row.reason in ("None", "(null)") else row.reason
+    return "" if unset(row.reason) else row.reason
 
 
 def group_queue(rows: Sequence[QueueRow], names: Mapping[str, str]) -> list[QueueLine]:

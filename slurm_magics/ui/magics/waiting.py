@@ -6,9 +6,9 @@ import concurrent.futures
 import sys
 from typing import Any
 
-from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.job import Job, JobArray, progress_bar
 from slurm_magics.ui.widgets import widgets_available
-from slurm_magics.ui.widgets.status import strip_traceback
+from slurm_magics.ui.widgets.status import finished_streams
 
 __all__ = ["described", "wait"]
 
@@ -22,9 +22,7 @@ def wait(item: Job | JobArray) -> Any:
     __tracebackhide__ = True
     bar = None
     if isinstance(item, JobArray) and not widgets_available():
-        from tqdm.auto import tqdm  # noqa: PLC0415
-
-        bar = tqdm(total=len(item), desc=item.name, unit="task")
+        bar = progress_bar(item)
     try:
         while not item.done():
             concurrent.futures.wait([item], timeout=0.2)
@@ -50,9 +48,7 @@ def wait(item: Job | JobArray) -> Any:
 
 
 def _print_output(job: Job) -> None:
-    stdout, stderr = job.stdout(), job.stderr()
-    if not job.cancelled() and job.exception() is not None:
-        stderr = strip_traceback(stderr)  # the raised error shows it
+    stdout, stderr = finished_streams(job)
     if stdout:
         sys.stdout.write(stdout)
         sys.stdout.flush()

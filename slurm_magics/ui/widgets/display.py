@@ -12,7 +12,7 @@ from slurm_magics.jobs.job import Job, JobArray
 from slurm_magics.ui.session import session_jobs
 from slurm_magics.ui.widgets.status import JobStatus
 from slurm_magics.ui.widgets.sweep import SweepProgress, array_elapsed
-from slurm_magics.ui.widgets.text import array_text, job_text, sweep_counts
+from slurm_magics.ui.widgets.text import all_ended, array_text, job_text, sweep_counts
 
 __all__ = ["mimebundle", "show", "text_of", "view_of", "widgets_available"]
 
@@ -31,7 +31,7 @@ def widgets_available() -> bool:
 def text_of(item: Job | JobArray) -> str:
     if isinstance(item, JobArray):
         counts = sweep_counts(job.state for job in item.jobs)
-        finished = counts["running"] == 0 and counts["pending"] == 0
+        finished = all_ended(counts)
         return array_text(item, counts, array_elapsed(item, finished))
     return job_text(item)
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from slurm_magics.core.states import JobState
-from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.job import Job, JobArray, runs_of, slurm_ids_of
 from slurm_magics.ui.widgets.text import COLOURS, sweep_counts
 
 __all__ = ["Edge", "Node", "build_graph", "dependency_ids", "render_svg"]
@@ -69,13 +69,12 @@ def build_graph(items: Sequence[tuple[str, Job | JobArray]]) -> tuple[list[Node]
         key = f"n{index}"
         detail, colour = _describe(item)
         nodes.append(Node(key, label, detail, colour))
-        ids = item.job_ids if isinstance(item, JobArray) else [item.job_id]
-        for slurm_id in ids:
+        for slurm_id in slurm_ids_of(item):
             by_id.setdefault(slurm_id, key)
     edges: list[Edge] = []
     outside: dict[str, str] = {}
     for index, (_, item) in enumerate(items):
-        runs = item.runs if isinstance(item, JobArray) else [item.run]
+        runs = runs_of(item)
         seen: set[tuple[str, str]] = set()
         for run in runs:
             for condition, slurm_id in dependency_ids(run.dependency):

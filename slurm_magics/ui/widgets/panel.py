@@ -10,12 +10,13 @@ from typing import Any, Protocol
 
 import ipywidgets as w
 
+from slurm_magics.core.parsing import unset
 from slurm_magics.core.states import JobState
-from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.job import Job, JobArray, runs_of
 from slurm_magics.ui.widgets.graph import build_graph, render_svg
 from slurm_magics.ui.widgets.refresh import refresher, widget_bundle
 from slurm_magics.ui.widgets.sweep import array_elapsed
-from slurm_magics.ui.widgets.text import COLOURS, duration, job_elapsed, sweep_counts
+from slurm_magics.ui.widgets.text import COLOURS, all_ended, duration, job_elapsed, sweep_counts
 
 __all__ = ["JobsPanel", "panel_html", "panel_text"]
 
@@ -39,13 +40,13 @@ def _row(entry: _Entry) -> tuple[str, str, str, JobState, str, str]:
     item = entry.item
     if isinstance(item, JobArray):
         counts = sweep_counts(job.state for job in item.jobs)
-        finished = counts["running"] == 0 and counts["pending"] == 0
+        finished = all_ended(counts)
         summary = ", ".join(f"{k} {n}" for k, n in counts.items() if n)
         state = item.state if item.jobs else JobState.COMPLETED
         elapsed = duration(array_elapsed(item, finished))
         return entry.label, ",".join(item.job_ids), f"{len(item)} tasks", state, summary, elapsed
     state_text = item.state.value
-    if item.state is JobState.PENDING and item.reason not in ("", "None", "(null)"):
+    if item.state is JobState.PENDING and not unset(item.reason):
         state_text += f" ({item.reason})"
     elif item.state is JobState.RUNNING and item.node:
         state_text += f" on {item.node}"
@@ -55,7 +56,7 @@ def _row(entry: _Entry) -> tuple[str, str, str, JobState, str, str]:
 
 def _after(entry: _Entry) -> str:
     item = entry.item
-    runs = item.runs if isinstance(item, JobArray) else [item.run]
+    runs = runs_of(item)
     return " ".join(run.dependency for run in runs if run.dependency)
 
 

@@ -15,7 +15,7 @@ from slurm_magics.jobs.job import Job
 from slurm_magics.ui.widgets.refresh import refresher
 from slurm_magics.ui.widgets.text import job_html, job_text
 
-__all__ = ["JobStatus", "output_of", "strip_traceback"]
+__all__ = ["JobStatus", "finished_streams", "output_of", "strip_traceback"]
 
 LOG_INTERVAL = 2.0  # seconds between reads of a running job's log (file I/O, maybe SFTP)
 TAIL_BYTES = 8192
@@ -29,14 +29,21 @@ def strip_traceback(stderr: str) -> str:
     return stderr if start < 0 else stderr[:start]
 
 
+def finished_streams(job: Job) -> tuple[str, str]:
+    """A finished job's stdout and stderr as a user should see them: without the runner's
+    traceback when the job raised (its error output shows that)."""
+    stdout = job.stdout(OUTPUT_BYTES)
+    stderr = job.stderr(OUTPUT_BYTES)
+    if not job.cancelled() and job.exception() is not None:
+        stderr = strip_traceback(stderr)
+    return stdout, stderr
+
+
 def output_of(job: Job) -> list[dict[str, Any]]:
     """The finished job's stdout, stderr and error, as notebook outputs."""
     outputs: list[dict[str, Any]] = []
-    stdout = job.stdout(OUTPUT_BYTES)
-    stderr = job.stderr(OUTPUT_BYTES)
+    stdout, stderr = finished_streams(job)
     error = None if job.cancelled() else job.exception()
-    if error is not None:
-        stderr = strip_traceback(stderr)
     if stdout:
         outputs.append({"output_type": "stream", "name": "stdout", "text": stdout})
     if stderr.strip():

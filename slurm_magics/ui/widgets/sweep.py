@@ -15,7 +15,7 @@ import ipywidgets as w
 
 from slurm_magics.jobs.job import JobArray
 from slurm_magics.ui.widgets.refresh import refresher, widget_bundle
-from slurm_magics.ui.widgets.text import array_html, array_text, sweep_counts
+from slurm_magics.ui.widgets.text import all_ended, array_html, array_text, sweep_counts
 
 __all__ = ["SweepProgress", "array_elapsed", "first_failure"]
 
@@ -69,13 +69,13 @@ class SweepProgress:
 
     def _render(self) -> str:
         counts = self.counts()
-        finished = counts["running"] == 0 and counts["pending"] == 0
+        finished = all_ended(counts)
         error = first_failure(self.array) if counts["failed"] else ""
         return array_html(self.array, counts, array_elapsed(self.array, finished), error)
 
     def text(self) -> str:
         counts = self.counts()
-        finished = counts["running"] == 0 and counts["pending"] == 0
+        finished = all_ended(counts)
         return array_text(self.array, counts, array_elapsed(self.array, finished))
 
     def __repr__(self) -> str:

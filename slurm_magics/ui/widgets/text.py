@@ -7,12 +7,15 @@ import html
 import time
 from collections.abc import Iterable, Mapping
 
+from slurm_magics.core.parsing import unset
+from slurm_magics.core.resources import format_duration
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.job import Job, JobArray
 
 __all__ = [
     "COLOURS",
     "SweepCounts",
+    "all_ended",
     "array_html",
     "array_text",
     "duration",
@@ -47,17 +50,7 @@ _BUCKET_COLOURS = {
 
 def duration(seconds: float | None) -> str:
     """ "0:07", "12:30", "3:02:05", "2d 04:00:00"; "-" when unknown."""
-    if seconds is None:
-        return "-"
-    total = max(int(seconds), 0)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}:{minutes:02d}:{secs:02d}"
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes}:{secs:02d}"
+    return "-" if seconds is None else format_duration(seconds, day_separator="d ")
 
 
 def job_elapsed(job: Job, now: float | None = None) -> float | None:
@@ -71,7 +64,7 @@ def job_elapsed(job: Job, now: float | None = None) -> float | None:
 def _job_facts(job: Job, now: float | None) -> tuple[str, str]:
     state = job.state
     if state is JobState.PENDING:
-        reason = "" if job.reason in ("", "None", "(null)") else f" ({job.reason})"
+        reason = "" if unset(job.reason) else f" ({job.reason})"
         where = f"waiting{reason}"
     elif state is JobState.RUNNING:
         where = f"on {job.node}" if job.node else "running"
@@ -121,6 +114,11 @@ def sweep_counts(states: Iterable[JobState]) -> dict[str, int]:
 
 def _array_id(array: JobArray) -> str:
     return ",".join(array.job_ids) or "?"
+
+
+def all_ended(counts: SweepCounts) -> bool:
+    """Whether no task of a sweep is running or pending any more."""
+    return counts.get("running", 0) == 0 and counts.get("pending", 0) == 0
 
 
 def array_text(array: JobArray, counts: SweepCounts, elapsed: float | None) -> str:
