@@ -58,6 +58,27 @@ def connect(
     checks that this Python, after the setup lines, has this notebook's major.minor and
     cloudpickle, and says what to install where if not. Jobs outlive this process unless
     ``cancel_on_exit=True``.
+
+    Args:
+        host: a login node's name or ``~/.ssh/config`` alias; None for this machine.
+        user, port: SSH login and port (default: ssh config, then the current user, 22).
+        backend: "slurm" or "local" (subprocesses with SLURM's semantics); None chooses.
+        root: the run-file folder on the cluster ("~/..." is the cluster's home).
+        python: the interpreter jobs run with there.
+        setup: shell lines run before it in every job script.
+        max_array_size: split arrays below this (default: the cluster's MaxArraySize).
+        known_hosts, client_keys, ssh_config: SSH files (paths) instead of the defaults.
+        cancel_on_exit: scancel this process's unfinished jobs when it exits.
+        **resources: default resources of every job (as for ``sm.task``: cpus, memory in
+            MB or "4G", time in minutes or "HH:MM:SS", partition, ...).
+
+    Returns:
+        The ``sm.Cluster``, now also the default cluster of this process.
+
+    Raises:
+        ClusterError: the cluster cannot be reached or used (SSH login, unknown host key,
+            no SLURM, wrong Python or no cloudpickle there), with what to do.
+        ResourceError: a default resource is invalid.
     """
     defaults = resources_from_options(**resources)
     if host is not None:

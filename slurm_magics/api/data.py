@@ -80,7 +80,21 @@ class FileArray(FileReference):
     def from_data(
         cls, data: Iterable[Any], folder: str | None = None, *, cluster: Cluster | None = None
     ) -> FileArray:
-        """Write ``data`` once, to ``folder`` (default: a new folder under the root)."""
+        """Write ``data`` once, to ``folder`` (default: a new folder under the root).
+
+        Args:
+            data: a numpy array (stored as ``.npy``, memory-mapped on the cluster, one row
+                per element) or any iterable (one pickle per element).
+            folder: a folder on the cluster, shared with the compute nodes.
+            cluster: where to write (default: the default cluster).
+
+        Returns:
+            A ``FileArray`` of ``len(data)`` elements; ``.map(file_array)`` gives each task
+            one element, ``file_array[i]`` one ``FileArrayItem``.
+
+        Raises:
+            ClusterError: the files cannot be written there.
+        """
         target = _cluster(cluster)
         folder = folder or f"{target.root}/data/array-{secrets.token_hex(6)}"
         if type(data).__module__ == "numpy" and hasattr(data, "shape"):

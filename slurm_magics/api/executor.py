@@ -37,6 +37,22 @@ class SlurmExecutor(concurrent.futures.Executor):
 
     Resource keywords as for ``@sm.task``. Submits within ``batch_window`` seconds of each
     other (up to ``max_batch``) become one array job.
+
+    Args:
+        cluster: where jobs go (default: the default cluster when first used).
+        batch_window: seconds to gather submits into one array job (>= 0).
+        max_batch: at most this many submits per array job.
+        name: SLURM's job name of the arrays.
+        **resources: as for ``sm.task`` (cpus, memory in MB or "4G", time in minutes or
+            "HH:MM:SS", partition, ...).
+
+    ``submit(fn, *args, **kwargs)`` returns a ``concurrent.futures.Future`` (also
+    awaitable) of the call's result; ``map`` yields results in order; ``shutdown(wait=True)``
+    waits for every submitted job, ``cancel_futures=True`` scancels those not finished.
+
+    Raises:
+        ResourceError: an invalid resource keyword, at construction.
+        RuntimeError: ``submit`` after ``shutdown``.
     """
 
     def __init__(

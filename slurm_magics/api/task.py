@@ -269,6 +269,33 @@ def task(
     once per map, with each argument given as the list of its values). ``retries=N``
     runs a task again after a cluster failure in ``retry_on`` (NODE_FAIL and PREEMPTED by
     default; add "TIMEOUT", "OUT_OF_MEMORY" or "exception" for Python errors).
+
+    Args:
+        function: the function to run on the cluster (also usable as ``@sm.task`` bare).
+        name: SLURM's job name (default: the function's name).
+        resources: an ``sm.Resources``, a dict of resource keywords, or a callable of the
+            call's arguments returning one of those.
+        scope: when ``resources`` is a callable: "map" (once per ``.map()``) or "element"
+            (per item; items with equal resources share one array).
+        chunk_size: items packed into one array element (tiny tasks), >= 1.
+        max_concurrent: at most this many array tasks running at once (``--array=...%N``).
+        resources_variable: a parameter of ``function`` that receives the job's
+            ``sm.Resources`` (for functions that parallelise internally).
+        cluster: where calls are submitted (default: the default cluster at call time).
+        retries: how often one item may run again after a failure in ``retry_on``, >= 0.
+        retry_on: SLURM states (and "exception") that trigger a retry.
+        **resource_options: cpus (int), memory (int MB or "4G"/"500M"), gpus (int),
+            time (int minutes, "HH:MM:SS", "D-HH:MM:SS" or a timedelta), partition, nodes,
+            account, qos, constraint, extra (dict of further sbatch options).
+
+    Returns:
+        A ``Task``: calling it submits at once and returns an ``sm.Job``; ``.map(...)``
+        returns an ``sm.JobArray``; ``.with_options(...)``, ``.after(...)`` and ``.on(...)``
+        return new tasks. Used as ``@sm.task(...)``, a decorator making one.
+
+    Raises:
+        ResourceError: a resource value is invalid (named with what to write instead),
+            before anything is submitted.
     """
     overrides = resources_from_options(**resource_options)  # validated now, not at submit
 

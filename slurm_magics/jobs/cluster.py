@@ -51,6 +51,23 @@ class Cluster:
     """One SLURM cluster reached through a transport, with its own poller.
 
     Made by ``sm.connect()``; ``cluster.submit(fn, *args)`` runs one call there.
+
+    Args:
+        transport: how commands and files reach the cluster (local or SSH).
+        defaults: resources every job gets unless a task or call overrides them.
+        root: the run-file folder on the cluster (default ``~/.slurm_magics``).
+        python: the interpreter jobs run with (default: this one).
+        setup: shell lines run before it in every job script.
+        max_array_size: split arrays below this (default: the cluster's MaxArraySize).
+        result_grace: seconds to wait for a result file after SLURM says a job ended
+            (shared file systems lag).
+        scheduler: SLURM's commands (default) or the local backend.
+        registry: where runs are recorded (default: the user's SQLite registry).
+        cancel_on_exit: scancel this object's unfinished jobs when the process exits.
+
+    Raises:
+        ClusterError: the cluster cannot be used (no SLURM, wrong Python, no cloudpickle,
+            an unwritable root), with what to do.
     """
 
     def __init__(

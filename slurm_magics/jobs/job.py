@@ -128,6 +128,19 @@ class Job(AwaitableFuture[Any]):
     exception it raised on the cluster (its remote traceback as ``__cause__``), or
     ``JobFailedError`` / ``DependencyError``. Awaiting never cancels; ``cancel()`` does,
     in every state.
+
+    Attributes:
+        job_id (str): SLURM's id, "123" or "123_4" for an array task.
+        state (JobState): PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, TIMEOUT,
+            OUT_OF_MEMORY, NODE_FAIL or DEPENDENCY_FAILED (normalised), updated by the
+            poller; COMPLETED as soon as the result is available.
+        reason (str): SLURM's pending reason, "" when none.
+        started_at, ended_at (float | None): Unix times seen by the poller.
+
+    ``result(timeout=None)`` (seconds) blocks and returns the value or raises as above,
+    ``concurrent.futures.TimeoutError`` when the timeout passes (the job goes on);
+    ``stdout()`` / ``stderr()`` return the job's log text (str, at most ``max_bytes`` of
+    the end); ``cancel()`` returns True unless the job had already ended.
     """
 
     def __init__(self, host: JobHost, run: Run, item: int) -> None:
@@ -258,6 +271,16 @@ class JobArray(AwaitableFuture[list[Any]]):
 
     ``await arr`` / ``arr.result()`` give the list of results, or raise the first error as
     soon as it is known (the other tasks keep running). ``arr[i]`` is the i-th ``Job``.
+
+    Attributes:
+        jobs (list[Job]): one per item, in order.
+        job_ids (list[str]): SLURM's array ids (several when split past MaxArraySize).
+        state (JobState): RUNNING while any task runs, else PENDING while any waits, else
+            the worst end (FAILED over CANCELLED over COMPLETED).
+
+    ``counts()`` returns {state name: number of tasks}; ``cancel()`` scancels every
+    unfinished task (True if any was cancelled); ``wait(timeout)`` blocks without raising
+    and returns whether all ended; ``to_dataframe()`` returns one row per task (pandas).
     """
 
     def __init__(self, jobs: Sequence[Job], runs: Sequence[Run]) -> None:
