@@ -157,5 +157,13 @@ def dump_meta(
 
 
 def load_outcome(data: bytes) -> tuple[Any, ...]:
-    """Unpickle a result file written by the runner."""
-    return tuple(pickle.loads(data))
+    """Unpickle a result file written by the runner.
+
+    Returns ("ok", value) or ("error", exception or None, traceback text, type name,
+    message): an exception this Python cannot rebuild comes back as None beside its text.
+
+    Raises:
+        UnloadableResultError: the value cannot be rebuilt here (its type name and why).
+        pickle.UnpicklingError, and what unpickling raises: the file is not a result.
+    """
+    return _runner.decode_outcome(data, pickle.loads)

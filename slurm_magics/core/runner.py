@@ -6,7 +6,10 @@ the job script as ``python runner.py RUN_DIR ELEMENT``. A run folder holds:
 - ``meta.json``: versions, item count, chunk size, where to drop completion sentinels;
 - ``function.pkl``: the function, pickled once;
 - ``args.bin`` + ``args.idx``: one pickled ``(args, kwargs)`` per item and their offsets;
-- ``results/<item>.pkl``: written atomically, ``("ok", value)`` or ``("error", ...)``.
+- ``results/<item>.pkl``: written atomically: the value or exception pickled on its own,
+  beside its type name, message and traceback as plain text, so that a client that cannot
+  rebuild the object (a module it lacks, a class it cannot construct, other versions)
+  still learns what happened.
 
 Arguments that stand for other jobs' results are pickled as persistent ids and loaded
 here from those jobs' result files.
@@ -27,6 +30,9 @@ from typing import Any
 
 __all__ = [
     "DependencyFailedError",
+    "UnloadableResultError",
+    "decode_outcome",
+    "encode_outcome",
     "load_file",
     "load_file_item",
     "load_result",
@@ -39,6 +45,7 @@ __all__ = [
 FORMAT_VERSION = 1
 OFFSET = struct.Struct("<Q")
 RESULT_REF = "result"  # persistent id ("result", run_dir, item): one job's value
+PICKLED = "pickled"  # a result file: (PICKLED, kind, object pickle, traceback, type, message)
 FILE_REF = "file"  # ("file", path, layout): data written once by FileValue / FileArray
 FILE_ITEM_REF = "file-item"  # ("file-item", (folder, layout), index): one element of it
 RESULTS_REF = "results"  # ("results", [(run_dir, count), ...], total): an array's values
@@ -48,10 +55,75 @@ class DependencyFailedError(Exception):
     """A job this one reads a value from has no successful result."""
 
 
+class UnloadableResultError(Exception):
+    """A task's value was written but cannot be rebuilt here (``type_name`` says what it was)."""
+
+    def __init__(self, type_name: str, reason: BaseException) -> None:
+        super().__init__(
+            f"its value (of type {type_name}) cannot be loaded here "
+            f"({type(reason).__name__}: {reason})"
+        )
+        self.type_name = type_name
+        self.reason = reason
+
+
+def _type_name(obj: Any) -> str:
+    kind = type(obj)
+    return (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+
+
+def encode_outcome(outcome: tuple[Any, ...], dumps: Any) -> bytes:
+    """A result file's bytes: the object pickled by ``dumps`` on its own, inside a plain
+    pickle of text (kind, traceback, type name, message) that any Python can read.
+
+    ``outcome`` is ("ok", value) or ("error", exception, traceback, type name, message).
+    A value that cannot be pickled becomes an error ("PicklingError"); an exception that
+    cannot be pickled keeps its text and loses only the object.
+    """
+    kind, obj = outcome[0], outcome[1]
+    if kind == "ok":
+        text, type_name, message = "", _type_name(obj), ""
+    else:
+        text, type_name, message = (str(part) for part in outcome[2:5])
+    blob: bytes | None
+    try:
+        blob = dumps(obj)
+    except Exception as error:  # the object itself cannot be pickled
+        blob = None
+        if kind == "ok":
+            kind, text, type_name = "error", traceback.format_exc(), "PicklingError"
+            message = f"the result of type {_type_name(obj)} could not be pickled: {error}"
+    return pickle.dumps((PICKLED, kind, blob, text, type_name, message))
+
+
+def decode_outcome(data: bytes, loads: Any = pickle.loads) -> tuple[Any, ...]:
+    """A result file's outcome: ("ok", value) or ("error", exception or None, traceback,
+    type name, message). An exception that cannot be rebuilt here comes back as None with
+    its text (the message says why); a value that cannot raises ``UnloadableResultError``.
+    Files of older runners (one pickle of the whole outcome) are read as they are.
+    """
+    outer = tuple(pickle.loads(data))
+    if not outer or outer[0] != PICKLED:
+        return outer
+    _, kind, blob, text, type_name, message = outer
+    try:
+        obj = None if blob is None else loads(blob)
+    except Exception as error:
+        if kind == "ok":
+            raise UnloadableResultError(type_name, error) from error
+        why = f"{type(error).__name__}: {error}"
+        return ("error", None, text, type_name, f"{message} [not rebuilt here: {why}]")
+    return ("ok", obj) if kind == "ok" else ("error", obj, text, type_name, message)
+
+
 def load_result(run_dir: str, item: int) -> tuple[Any, ...]:
     """Read a result file: ("ok", value) or ("error", exception, traceback, type, message)."""
     with open(os.path.join(run_dir, "results", f"{item}.pkl"), "rb") as stream:
-        return tuple(pickle.load(stream))
+        return decode_outcome(stream.read())
 
 
 def _value_of(run_dir: str, item: int) -> Any:
@@ -59,6 +131,8 @@ def _value_of(run_dir: str, item: int) -> Any:
         outcome = load_result(run_dir, item)
     except FileNotFoundError:
         raise DependencyFailedError(f"no result for item {item} of {run_dir}") from None
+    except UnloadableResultError as error:
+        raise DependencyFailedError(f"item {item} of {run_dir}: {error}") from None
     if outcome[0] != "ok":
         raise DependencyFailedError(f"item {item} of {run_dir} failed: {outcome[3]}: {outcome[4]}")
     return outcome[1]
@@ -130,21 +204,7 @@ def write_result(run_dir: str, item: int, outcome: tuple[Any, ...], dumps: Any) 
     """Write a result file atomically (temporary file, then rename)."""
     final = os.path.join(run_dir, "results", f"{item}.pkl")
     temporary = f"{final}.tmp-{os.getpid()}"
-    try:
-        data = dumps(outcome)
-    except Exception as error:  # the value itself cannot be pickled
-        if outcome[0] == "error":  # keep the remote traceback; drop only the exception object
-            data = pickle.dumps(("error", None, *(str(part) for part in outcome[2:])))
-        else:
-            data = pickle.dumps(
-                (
-                    "error",
-                    None,
-                    traceback.format_exc(),
-                    "PicklingError",
-                    f"the result of type {type(outcome[1]).__name__} could not be pickled: {error}",
-                )
-            )
+    data = encode_outcome(outcome, dumps)
     with open(temporary, "wb") as stream:
         stream.write(data)
     os.replace(temporary, final)
@@ -152,7 +212,11 @@ def write_result(run_dir: str, item: int, outcome: tuple[Any, ...], dumps: Any) 
 
 def _error_outcome(error: BaseException) -> tuple[Any, ...]:
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    return ("error", error, text, type(error).__name__, str(error))
+    try:
+        message = str(error)
+    except Exception as broken:  # a user __str__ that raises must not lose the rest
+        message = f"<str() failed: {broken!r}>"
+    return ("error", error, text, type(error).__name__, message)
 
 
 def _touch(path: str) -> None:

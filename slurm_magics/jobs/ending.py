@@ -17,6 +17,7 @@ from slurm_magics.core.outcomes import (
     last_lines,
 )
 from slurm_magics.core.payload import load_outcome
+from slurm_magics.core.runner import UnloadableResultError
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.job import Job
 from slurm_magics.jobs.retries import wants_retry
@@ -44,19 +45,23 @@ class Ending:
         job.ended_at = job.ended_at or time.time()
         try:
             outcome = load_outcome(data)
-        except Exception as error:
-            self.fail(
-                job,
-                JobState.FAILED,
-                failure_without_result(
-                    JobState.FAILED,
-                    job_id=job.job_id,
-                    exit_code=None,
-                    stderr_tail="",
-                    log_paths=job.log_paths(),
-                    detail=f"wrote a result this Python cannot load ({error!r})",
-                ),
+        except Exception as error:  # the value (or a file of an older runner) cannot load
+            detail = (
+                f"returned a value this Python cannot load: {error}; import the same modules "
+                "(same versions) here as on the cluster"
+                if isinstance(error, UnloadableResultError)
+                else f"wrote a result this Python cannot load ({error!r})"
             )
+            failure = failure_without_result(
+                JobState.FAILED,
+                job_id=job.job_id,
+                exit_code=None,
+                stderr_tail=await self.stderr_tail(job),
+                log_paths=job.log_paths(),
+                detail=detail,
+            )
+            failure.__cause__ = error
+            self.fail(job, JobState.FAILED, failure)
             return True
         if outcome[0] == "ok":
             job._end_ok(outcome[1])

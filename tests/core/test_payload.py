@@ -201,3 +201,54 @@ def test_unpicklable_exception_keeps_its_traceback(tmp_path: Path) -> None:
     )
     _runner.write_result(str(tmp_path), 0, outcome, pickle.dumps)
     assert _runner.load_result(str(tmp_path), 0) == ("error", None, *outcome[2:])
+
+
+class TwoArguments(Exception):
+    def __init__(self, user: str, used_gb: int) -> None:
+        super().__init__(f"{user} used {used_gb} GB")
+
+
+def test_exception_that_cannot_be_rebuilt_keeps_its_text(tmp_path: Path) -> None:
+    make_result_dir(tmp_path)
+    error = TwoArguments("ana", 12)
+    outcome = (
+        "error",
+        error,
+        "Traceback: ... TwoArguments: ana used 12 GB",
+        "TwoArguments",
+        str(error),
+    )
+    _runner.write_result(str(tmp_path), 0, outcome, pickle.dumps)
+    loaded = load_outcome((tmp_path / "results" / "0.pkl").read_bytes())
+    assert loaded[:4] == ("error", None, outcome[2], "TwoArguments")
+    assert loaded[4].startswith("ana used 12 GB [not rebuilt here: TypeError")
+
+
+def _missing_here() -> None:
+    raise ModuleNotFoundError("No module named 'cluster_only'")
+
+
+class Fragile:
+    """Pickles fine; loading it needs a module this side lacks."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_missing_here, ())
+
+
+def test_value_that_cannot_be_rebuilt_names_its_type(tmp_path: Path) -> None:
+    make_result_dir(tmp_path)
+    _runner.write_result(str(tmp_path), 0, ("ok", Fragile()), pickle.dumps)
+    data = (tmp_path / "results" / "0.pkl").read_bytes()
+    with pytest.raises(
+        _runner.UnloadableResultError, match=r"type tests\.core\.test_payload\.Fragile"
+    ):
+        load_outcome(data)
+    # A job that reads it as an argument fails as a dependency, with the same words.
+    with pytest.raises(_runner.DependencyFailedError, match="No module named 'cluster_only'"):
+        _runner._value_of(str(tmp_path), 0)
+
+
+def test_result_files_of_older_runners_still_load(tmp_path: Path) -> None:
+    assert load_outcome(pickle.dumps(("ok", 42))) == ("ok", 42)
+    old = ("error", ValueError("x"), "Traceback", "ValueError", "x")
+    assert load_outcome(pickle.dumps(old))[2:] == old[2:]
