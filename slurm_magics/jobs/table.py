@@ -5,23 +5,49 @@ from __future__ import annotations
 import importlib
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from slurm_magics.core.arguments import RESERVED, call_columns, signature_of
+from slurm_magics.core.states import JobState
 
-if TYPE_CHECKING:  # job.py uses this module for JobArray.to_dataframe()
-    from slurm_magics.jobs.job import JobArray
 
-__all__ = ["remember_arguments", "task_records", "to_dataframe", "to_parquet"]
+class _Task(Protocol):
+    """What a row needs of a task (a ``Job``; job.py builds on this module)."""
+
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def elapsed(self) -> float | None: ...
+
+    state: JobState
+
+    def cancelled(self) -> bool: ...
+    def done(self) -> bool: ...
+    def exception(self, timeout: float | None = None) -> BaseException | None: ...
+    def result(self, timeout: float | None = None) -> Any: ...
+
+
+class TaskArray(Protocol):
+    """What a table needs of an array (a ``JobArray``)."""
+
+    @property
+    def jobs(self) -> Sequence[_Task]: ...
+    @property
+    def calls(self) -> tuple[Callable[..., Any], Sequence[Any]] | None: ...
+
+    def __hash__(self) -> int: ...
+
+
+__all__ = ["TaskArray", "remember_arguments", "task_records", "to_dataframe", "to_parquet"]
 
 # The arguments of arrays made here (``%%slurm --map``): the submitted table is pickled on
 # the cluster, so only the front end that built the items knows them.
-_arguments: weakref.WeakKeyDictionary[JobArray, tuple[str, Sequence[Any]]] = (
+_arguments: weakref.WeakKeyDictionary[TaskArray, tuple[str, Sequence[Any]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def remember_arguments(array: JobArray, name: str, items: Sequence[Any]) -> None:
+def remember_arguments(array: TaskArray, name: str, items: Sequence[Any]) -> None:
     """Record the item each task got (``name``: the variable it was bound to)."""
     _arguments[array] = (name, items)
 
@@ -32,7 +58,7 @@ def _argument_columns(name: str, item: Any) -> dict[str, Any]:
     return {name: item}
 
 
-def _call_columns(array: JobArray) -> Callable[[int], dict[str, Any]] | None:
+def _call_columns(array: TaskArray) -> Callable[[int], dict[str, Any]] | None:
     """Task index -> its argument columns, when this process knows the arguments."""
     known = _arguments.get(array)
     if known is not None:
@@ -45,7 +71,7 @@ def _call_columns(array: JobArray) -> Callable[[int], dict[str, Any]] | None:
     return None
 
 
-def task_records(array: JobArray) -> list[dict[str, Any]]:
+def task_records(array: TaskArray) -> list[dict[str, Any]]:
     """One dict per task: task, job_id, its arguments when known, state, elapsed, result, error."""
     columns = _call_columns(array)
     records = []
@@ -67,7 +93,7 @@ def task_records(array: JobArray) -> list[dict[str, Any]]:
     return records
 
 
-def to_dataframe(array: JobArray) -> Any:
+def to_dataframe(array: TaskArray) -> Any:
     """A pandas DataFrame of the tasks, indexed by task number."""
     try:
         pandas = importlib.import_module("pandas")  # optional: only this method needs it
@@ -79,7 +105,7 @@ def to_dataframe(array: JobArray) -> Any:
     return pandas.DataFrame.from_records(task_records(array), index="task")
 
 
-def to_parquet(array: JobArray, path: str, **options: Any) -> None:
+def to_parquet(array: TaskArray, path: str, **options: Any) -> None:
     """Write the tasks' table to a Parquet file (needs pandas and pyarrow)."""
     frame = to_dataframe(array)
     try:
