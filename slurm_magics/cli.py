@@ -58,6 +58,13 @@ def _print_up_summary() -> None:
         f"{name} (default)" if name == info.default_partition else name for name in info.partitions
     )
     daemons = ", ".join(f"{name} {pid}" for name, pid in info.pids.items())
+    containers = info.containers
+    images = (
+        f"  registry:   {containers.registry} (plain HTTP: push with tls_verify=False); "
+        f"base image {containers.base_image}\n"
+        if containers
+        else ""
+    )
     print(
         f"dev cluster {info.cluster_name!r} is up: SLURM {info.slurm_version}, "
         f"node {info.hostname}\n"
@@ -66,6 +73,7 @@ def _print_up_summary() -> None:
         f"  daemons:    {daemons}\n"
         f"  logs:       {info.state_dir / 'log'}\n"
         f"  ssh:        {ssh_command}\n"
+        f"{images}"
         f"  details:    {info.state_dir / 'cluster.json'}"
     )
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from .cluster import down, status, up
 from .errors import DevClusterError
-from .info import ClusterInfo, SSHInfo, load_info, state_dir
+from .info import ClusterInfo, ContainersInfo, SSHInfo, load_info, state_dir
 
 __all__ = [
     "ClusterInfo",
+    "ContainersInfo",
     "DevClusterError",
     "SSHInfo",
     "down",

@@ -20,8 +20,9 @@ from .config import (
     Layout,
     real_memory_mb,
 )
+from .containers import ensure_base_image, write_containers_conf
 from .errors import DevClusterError
-from .info import ClusterInfo, SSHInfo, load_info, state_dir
+from .info import ClusterInfo, ContainersInfo, SSHInfo, load_info, state_dir
 from .packages import check_debian, check_root, ensure_packages
 from .procs import free_port, log_tail, port_is_free, run, slurm_env, stop_pid, wait_until
 from .services import (
@@ -99,6 +100,7 @@ def _params(layout: Layout, state: dict[str, Any]) -> ClusterParams:
         db_port=int(state["db_port"]),
         db_password=str(state["db_password"]),
         ssh_port=int(state["ssh_port"]),
+        registry_port=int(state["registry_port"]),
         cluster_name=DEFAULT_CLUSTER_NAME,
     )
 
@@ -146,12 +148,14 @@ def up() -> ClusterInfo:
     state = _load_state(layout)
     state["ssh_port"] = _stable_port(state, "ssh_port", Daemon("sshd", layout))
     state["db_port"] = _stable_port(state, "db_port", Daemon("mariadb", layout))
+    state["registry_port"] = _stable_port(state, "registry_port", Daemon("registry", layout))
     state.setdefault("db_password", secrets.token_urlsafe(24))
     params = _params(layout, state)
     _save_state(layout, state)
     _check_fixed_ports(layout)
     changed = write_configs(params)
     prepare_ssh(params)
+    write_containers_conf()
 
     started: list[str] = []
     try:
@@ -189,6 +193,7 @@ def up() -> ClusterInfo:
                 f"ssh key login to root@127.0.0.1:{params.ssh_port} failed: {error}\n"
                 f"{log_tail(layout.log('sshd'))}"
             )
+        base_image = ensure_base_image(layout)
     except BaseException:
         _stop_started(layout, state, started)
         raise
@@ -216,6 +221,7 @@ def up() -> ClusterInfo:
         slurm_version=slurm_version(),
         started_at=started_at,
         state_dir=layout.state_dir,
+        containers=ContainersInfo("127.0.0.1", params.registry_port, base_image),
     )
     _save_json(layout.cluster_file, info.to_json(), 0o644)
     return info

@@ -40,7 +40,7 @@ DEFAULT_CLUSTER_NAME = "devcluster"
 # The default partition comes first.
 PARTITIONS = ("debug", "batch")
 # Start order; `down` stops them in reverse.
-DAEMONS = ("munged", "mariadb", "slurmdbd", "slurmctld", "slurmd", "sshd")
+DAEMONS = ("munged", "mariadb", "slurmdbd", "slurmctld", "slurmd", "sshd", "registry")
 # First line of every file we render; lets `up` recognise its own slurm.conf.
 CONFIG_HEADER = "# Written by `slurm-magics devcluster up`; edits are overwritten."
 AUTHORIZED_KEY_MARKER = "slurm-magics-devcluster"
@@ -143,6 +143,7 @@ class ClusterParams:
     slurmctld_port: int = 6817
     slurmd_port: int = 6818
     slurmdbd_port: int = 6819
+    registry_port: int = 5000
 
 
 def real_memory_mb(meminfo: str) -> int:

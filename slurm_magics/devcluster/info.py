@@ -12,7 +12,7 @@ from typing import Any
 from .config import DEFAULT_STATE_DIR, STATE_DIR_ENV, Layout
 from .errors import DevClusterError
 
-__all__ = ["ClusterInfo", "SSHInfo", "load_info", "state_dir"]
+__all__ = ["ClusterInfo", "ContainersInfo", "SSHInfo", "load_info", "state_dir"]
 
 
 def state_dir() -> Path:
@@ -42,6 +42,27 @@ class SSHInfo:
 
 
 @dataclass(frozen=True)
+class ContainersInfo:
+    """The dev cluster's loopback registry (plain HTTP, no auth) and its local base image."""
+
+    registry_host: str
+    registry_port: int
+    base_image: str  # in podman's local storage: Debian's python3 with cloudpickle
+
+    @property
+    def registry(self) -> str:
+        """`HOST:PORT`, the prefix of image names pushed there (push with tls_verify=False)."""
+        return f"{self.registry_host}:{self.registry_port}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "registry_host": self.registry_host,
+            "registry_port": self.registry_port,
+            "base_image": self.base_image,
+        }
+
+
+@dataclass(frozen=True)
 class ClusterInfo:
     """A running dev cluster: names, daemons, logs and SSH access."""
 
@@ -55,6 +76,7 @@ class ClusterInfo:
     slurm_version: str
     started_at: datetime
     state_dir: Path
+    containers: ContainersInfo | None = None
 
     @property
     def default_partition(self) -> str:
@@ -72,11 +94,13 @@ class ClusterInfo:
             "slurm_version": self.slurm_version,
             "started_at": self.started_at.isoformat(),
             "state_dir": str(self.state_dir),
+            "containers": None if self.containers is None else self.containers.to_json(),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClusterInfo:
         ssh = data["ssh"]
+        containers = data.get("containers")
         return cls(
             cluster_name=str(data["cluster_name"]),
             hostname=str(data["hostname"]),
@@ -94,6 +118,13 @@ class ClusterInfo:
             slurm_version=str(data["slurm_version"]),
             started_at=datetime.fromisoformat(data["started_at"]),
             state_dir=Path(data["state_dir"]),
+            containers=None
+            if containers is None
+            else ContainersInfo(
+                registry_host=str(containers["registry_host"]),
+                registry_port=int(containers["registry_port"]),
+                base_image=str(containers["base_image"]),
+            ),
         )
 
 

@@ -13,7 +13,11 @@ from .procs import run
 
 __all__ = ["REQUIRED_PACKAGES", "check_debian", "check_root", "ensure_packages", "missing_packages"]
 
-REQUIRED_PACKAGES = ("slurm-wlm", "munge", "slurmdbd", "mariadb-server", "openssh-server")
+REQUIRED_PACKAGES = (
+    "slurm-wlm", "munge", "slurmdbd", "mariadb-server", "openssh-server",
+    # containers (packaging tests): podman with runc, a registry, debootstrap for the base image
+    "podman", "runc", "docker-registry", "debootstrap",
+)  # fmt: skip
 
 _log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from .config import (
     render_sshd_config,
     update_authorized_keys,
 )
+from .containers import start_registry
 from .errors import DevClusterError
 from .procs import log_tail, run, running_pid, slurm_env, spawn, wait_until
 
@@ -59,6 +60,7 @@ EXECUTABLES = {
     "slurmctld": _executable("slurmctld"),
     "slurmd": _executable("slurmd"),
     "sshd": _executable("sshd"),
+    "registry": _executable("docker-registry"),
 }
 
 
@@ -369,4 +371,5 @@ START: dict[str, Callable[[ClusterParams], int | None]] = {
     "slurmctld": _start_slurmctld,
     "slurmd": _start_slurmd,
     "sshd": _start_sshd,
+    "registry": lambda params: start_registry(params, EXECUTABLES["registry"]),
 }

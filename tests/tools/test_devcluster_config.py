@@ -59,6 +59,7 @@ def _words(line: str) -> dict[str, str]:
 def test_all_is_explicit() -> None:
     assert sorted(devcluster.__all__) == [
         "ClusterInfo",
+        "ContainersInfo",
         "DevClusterError",
         "SSHInfo",
         "down",
