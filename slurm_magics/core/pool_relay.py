@@ -19,7 +19,7 @@ import socket
 import sys
 import threading
 
-__all__ = ["main", "relay"]
+__all__ = ["listen_address", "main", "relay"]
 
 CHUNK = 1 << 16
 

@@ -36,7 +36,7 @@ try:
 except ImportError:  # run as a script beside its copy of the protocol module
     protocol = importlib.import_module("pool_protocol")
 
-__all__ = ["Worker", "main"]
+__all__ = ["Worker", "check_versions", "main", "worker_name"]
 
 Kind = protocol.Kind
 OUTPUT_LIMIT = 1 << 20  # characters of a task's stdout/stderr sent back (its tail)
