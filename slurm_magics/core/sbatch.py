@@ -64,6 +64,8 @@ class ScriptSpec:
     setup: Sequence[str] = ()
     #: marks the job as this submission (its --comment), to find it again after a lost reply
     tag: str = ""
+    #: shell words put before the Python (a container launcher, see core.packaging)
+    launcher: str = ""
 
     @property
     def sent_tag(self) -> str:
@@ -103,8 +105,9 @@ def render_script(spec: ScriptSpec) -> str:
         if spec.n_elements
         else str(spec.element_offset)
     )
+    launcher = f"{spec.launcher} " if spec.launcher else ""
     lines.append(
-        f"exec {shlex.quote(spec.python)} {shlex.quote(spec.runner_path)} "
+        f"exec {launcher}{shlex.quote(spec.python)} {shlex.quote(spec.runner_path)} "
         f"{shlex.quote(spec.run_dir)} {element}"
     )
     return "\n".join(lines) + "\n"

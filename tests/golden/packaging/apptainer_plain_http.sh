@@ -1,0 +1,11 @@
+#!/bin/bash
+#SBATCH --job-name=simulate
+#SBATCH --array=0-99
+#SBATCH --output=/home/me/.slurm_magics/runs/s1-ab12/logs/%A_%a.out
+#SBATCH --error=/home/me/.slurm_magics/runs/s1-ab12/logs/%A_%a.err
+#SBATCH --comment=slurm_magics:s1-ab12.0
+#SBATCH --cpus-per-task=1
+#SBATCH --mem=1G
+
+export OMP_NUM_THREADS=1
+exec apptainer exec --bind /home/me/.slurm_magics,/scratch/data --no-https --pwd "$PWD" docker://registry.example.org:5000/team/patterns@sha256:ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12 python3 /home/me/.slurm_magics/runner-0123456789ab.py /home/me/.slurm_magics/runs/s1-ab12 $(( ${SLURM_ARRAY_TASK_ID} + 0 ))
