@@ -232,6 +232,7 @@ def test_the_relay_splices_workers_to_the_listener_and_ends_with_its_stdin(
             relay.stdin.close()
             assert await asyncio.to_thread(relay.wait, 10) == 0
             relay.stdout.close()
+            await _until(lambda: len(pool.dispatcher.workers) == 1)  # the relayed one left
 
     asyncio.run(main())
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -151,8 +150,7 @@ class Listener:
             await self.on_worker(hello)
         finally:
             self._handlers.pop(task, None)
-            with contextlib.suppress(Exception):
-                writer.close()
+            writer.close()
 
     async def _handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
