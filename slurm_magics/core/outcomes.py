@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from slurm_magics.core.errors import DependencyError, JobFailedError, RemoteTraceback
-from slurm_magics.core.states import JobState
+from slurm_magics.core.states import JobState, signal_of
 
 __all__ = [
     "STDERR_TAIL",
@@ -69,6 +70,9 @@ def failure_without_result(
 ) -> JobFailedError:
     """A JobFailedError for a task that ended (or vanished) without a result."""
     reason = detail or _STATE_MESSAGES.get(state, "ended without a result")
+    number = signal_of(exit_code) if state is JobState.FAILED else None
+    if number is not None:  # SIGKILL alone is no memory kill (see states.normalise_state)
+        reason = f"was killed by signal {number} ({_signal_name(number)}); {reason}"
     code = f" (exit code {exit_code})" if exit_code else ""
     return JobFailedError(
         f"job {job_id} {reason}{code}; state {state.value}; logs: {', '.join(log_paths)}",
@@ -78,6 +82,13 @@ def failure_without_result(
         stderr_tail=stderr_tail,
         log_paths=log_paths,
     )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown signal"
 
 
 def dependency_error(job_id: str | None, upstream: str, why: str) -> DependencyError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["JobState", "normalise_state", "state_from_stderr"]
+__all__ = ["JobState", "normalise_state", "signal_of", "state_from_stderr"]
 
 
 class JobState(str, enum.Enum):
@@ -57,37 +57,38 @@ _SLURM_STATES = {
     "SPECIAL_EXIT": JobState.FAILED,
 }
 
-# jobacct_gather's OverMemoryKill ends a job as FAILED with signal 9 (exit code "0:9")
-# where cgroup enforcement says OUT_OF_MEMORY; both mean the same thing to a user.
-_OVER_MEMORY_SIGNAL = 9
+# jobacct_gather's OverMemoryKill ends a job as FAILED with signal 9 (exit code "0:9") and
+# slurmstepd's "exceeded memory limit" line in its stderr, where cgroup enforcement says
+# OUT_OF_MEMORY; both mean the same thing to a user. Signal 9 alone is no evidence: a
+# `kill -9`, a watchdog or the kernel's OOM killer of the whole machine all send it.
 
 
-def normalise_state(
-    slurm_state: str, exit_code: str | None = None, stderr: str | None = None
-) -> JobState:
+def normalise_state(slurm_state: str, *, stderr: str | None = None) -> JobState:
     """Map a SLURM state (e.g. "CANCELLED by 0", "OUT_OF_MEMORY", "FAILED") to a JobState.
 
-    ``exit_code`` is sacct's "code:signal"; ``stderr`` the job's stderr text when known, used
-    to tell OverMemoryKill's FAILED apart from an ordinary failure.
+    ``stderr`` is the job's stderr text when known: FAILED is OUT_OF_MEMORY only when it
+    holds slurmstepd's memory-limit line (OverMemoryKill) — sacct's exit code "0:9" alone
+    is no evidence (see ``signal_of`` for the message). Raises ``ValueError`` for a state
+    SLURM does not have.
     """
     word = slurm_state.strip().split(" ", 1)[0].rstrip("+").upper()
     state = _SLURM_STATES.get(word)
     if state is None:
         raise ValueError(f"unknown SLURM job state {slurm_state!r}")
-    if state is JobState.FAILED and (
-        _signal_of(exit_code) == _OVER_MEMORY_SIGNAL or _mentions_memory_kill(stderr)
-    ):
+    if state is JobState.FAILED and _mentions_memory_kill(stderr):
         return JobState.OUT_OF_MEMORY
     return state
 
 
-def _signal_of(exit_code: str | None) -> int | None:
+def signal_of(exit_code: str | None) -> int | None:
+    """The signal that ended a job, from sacct's "code:signal" ("0:9" -> 9); None if none."""
     if not exit_code or ":" not in exit_code:
         return None
     try:
-        return int(exit_code.split(":", 1)[1])
+        number = int(exit_code.split(":", 1)[1])
     except ValueError:
         return None
+    return number or None
 
 
 def _mentions_memory_kill(stderr: str | None) -> bool:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from slurm_magics.core.errors import ClusterError
 from slurm_magics.core.outcomes import dependency_error
@@ -61,6 +61,8 @@ class Poller:
         self.max_interval = min(MAX_INTERVAL, max(MIN_INTERVAL, config.min_job_age / 4))
         self.interval = MIN_INTERVAL
         self.ticks = 0
+        #: the user's running jobs at the last squeue (all of them, not only tracked ones)
+        self.running_jobs: int | None = None
         self._runs: dict[str, Run] = {}
         self._slices: dict[str, Run] = {}
         self._missing_since: dict[Key, float] = {}
@@ -74,6 +76,8 @@ class Poller:
         self._requeue = self.ending.requeue  # elements to run again, and why
         self._ended_seen: dict[Key, float] = {}  # when an element to requeue was seen ended
         self._rearmed: dict[str, float] = {}  # runs whose dependency was set again, until when
+        #: called with each squeue's rows (the waves count the user's jobs in them)
+        self.on_queue: Callable[[list[QueueRow]], None] | None = None
         #: called as on_retry(run, element, attempt, error) for each new attempt
         self.on_retry: Callable[[Run, int, int, BaseException], None] | None = None
 
@@ -148,6 +152,9 @@ class Poller:
         except ClusterError as error:
             log.warning("squeue failed (%s); keeping every job as it is until the next tick", error)
             return changed
+        self.running_jobs = sum(row.state == "RUNNING" for row in rows)
+        if self.on_queue is not None:
+            self.on_queue(rows)
         ended, absent, never = self._apply_queue(rows)
         # An element to run again is requeued once SLURM has ended its attempt (a result
         # can land before the process exits); until then, and in this tick's rows, its
@@ -248,12 +255,16 @@ class Poller:
         now = time.time()
         self._hot = False
         for run in self._runs.values():
+            # waves: elements past the last submitted slice wait on the client, not in SLURM
+            submitted = max((p.first_element + max(p.n_elements, 1) for p in run.slices), default=0)
             for job in run.jobs:
                 if job.done():
                     continue
                 key = (run.run_id, run.element_of(job.item))
                 found = seen.get(key)
                 if found is None:
+                    if key[1] >= submitted:
+                        continue
                     if now - run.submitted_at > 5.0:  # sbatch registers synchronously; be safe
                         absent.append(key)
                     self._hot = True
@@ -283,12 +294,23 @@ class Poller:
         first = key[1] * run.chunk_size
         return [j for j in run.jobs[first : first + run.chunk_size] if not j.done()]
 
+    async def _cancel_never_starting(self, slurm_ids: Iterable[str]) -> str:
+        """scancel jobs that can never start; a refusal (they stay PENDING in SLURM, never to
+        run) is logged and returned as a note for their errors, never swallowed."""
+        try:
+            await self.scheduler.cancel(slurm_ids)
+        except ClusterError as refused:
+            log.warning("could not cancel jobs that can never start: %s", refused)
+            return f" (and scancel was refused, so SLURM still lists it: {refused})"
+        return ""
+
     async def _fail_never_satisfied(self, keys: list[Key]) -> None:
-        await self.scheduler.cancel(self._runs[k[0]].slurm_id_of(k[1]) for k in keys)
+        note = await self._cancel_never_starting(self._runs[k[0]].slurm_id_of(k[1]) for k in keys)
         for key in keys:
             run = self._runs[key[0]]
             for job in self._jobs_of(key):
-                error = dependency_error(job.job_id, run.dependency or "another job", "failed")
+                upstream = run.dependency or "another job"
+                error = dependency_error(job.job_id, upstream, "failed" + note)
                 self.ending.fail(job, JobState.DEPENDENCY_FAILED, error)
 
     async def fail_dependents(self, run: Run, upstream: Job) -> None:
@@ -296,8 +318,8 @@ class Poller:
         waiting = [job for job in run.jobs if not job.done()]
         if not waiting:
             return
-        await self.scheduler.cancel(part.slurm_id for part in run.slices)
-        why = "was cancelled" if upstream.cancelled() else "failed"
+        note = await self._cancel_never_starting(part.slurm_id for part in run.slices)
+        why = ("was cancelled" if upstream.cancelled() else "failed") + note
         for job in waiting:
             self.ending.fail(
                 job, JobState.DEPENDENCY_FAILED, dependency_error(job.job_id, repr(upstream), why)
@@ -319,6 +341,7 @@ class Poller:
     async def _settle_ended(self, ended: dict[Key, QueueRow]) -> bool:
         changed = False
         now = time.monotonic()
+        due: list[tuple[Key, QueueRow, JobState, str]] = []
         for key, row in ended.items():
             jobs = self._jobs_of(key)
             if not jobs:
@@ -331,9 +354,36 @@ class Poller:
                 first = self._missing_since.setdefault(key, now)
                 if now - first < self.result_grace:
                     continue
+            due.append((key, row, state, tail))
+        codes = await self._exit_codes(
+            [key for key, _, state, _ in due if state is JobState.FAILED]
+        )
+        for key, row, state, tail in due:
             detail = "was preempted" if row.state.startswith("PREEMPTED") else ""
-            changed |= await self._end_without_sentinel(key, jobs, state, None, tail, detail)
+            changed |= await self._end_without_sentinel(
+                key, self._jobs_of(key), state, codes.get(key), tail, detail
+            )
         return changed
+
+    async def _exit_codes(self, keys: list[Key]) -> dict[Key, str]:
+        """sacct's exit codes ("0:9": killed by signal 9) of ended elements, in one call;
+        none without accounting or when sacct fails (squeue prints no exit codes)."""
+        if not keys or not self.config.accounting:
+            return {}
+        slurm_ids = {self._runs[k[0]].slurm_id_of(k[1]) for k in keys}
+        try:
+            rows = await self.scheduler.accounting(slurm_ids)
+        except ClusterError as error:
+            log.warning("sacct failed (%s); ending the jobs without their exit codes", error)
+            return {}
+        wanted = set(keys)
+        return {
+            key: row.exit_code
+            for row in rows
+            if normalise_state(row.state).finished
+            for key in self._keys_of(row.array_job_id, row.task_ids)
+            if key in wanted
+        }
 
     async def _settle_absent(self, keys: list[Key]) -> bool:
         if not keys:
@@ -357,7 +407,7 @@ class Poller:
             first = self._missing_since.setdefault(key, now)
             tail = await self.ending.stderr_tail(jobs[0])
             if key in rows:
-                state = normalise_state(rows[key][0], rows[key][1], tail)
+                state = normalise_state(rows[key][0], stderr=tail)
                 if state.finished and (
                     state not in (JobState.COMPLETED, JobState.FAILED)
                     or now - first >= self.result_grace

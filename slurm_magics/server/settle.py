@@ -200,7 +200,7 @@ class Settler:
             err_path = log_path(run_dir, slurm_id, stream="err")
             tail = _stderr_tail(err_path) if slurm_state.startswith("FAILED") else ""
             try:
-                state = normalise_state(slurm_state, exit_code, tail)
+                state = normalise_state(slurm_state, stderr=tail)
             except ValueError:
                 continue
             if not state.finished:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from slurm_magics.core.outcomes import failure_without_result
 from slurm_magics.core.parsing import (
     AccountingRow,
     QueueRow,
@@ -33,7 +34,7 @@ from slurm_magics.core.parsing import (
     parse_squeue,
 )
 from slurm_magics.core.sbatch import submission_comment
-from slurm_magics.core.states import JobState, normalise_state, state_from_stderr
+from slurm_magics.core.states import JobState, normalise_state, signal_of, state_from_stderr
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -175,7 +176,7 @@ def test_parse_sacct_ignores_step_lines() -> None:
         ("119", JobState.COMPLETED),
         ("120", JobState.FAILED),
         ("121", JobState.TIMEOUT),
-        ("122", JobState.OUT_OF_MEMORY),  # OverMemoryKill: FAILED with exit code 0:9
+        ("122", JobState.FAILED),  # OverMemoryKill's 0:9: OUT_OF_MEMORY only with its stderr
         ("123", JobState.CANCELLED),  # "CANCELLED by 0"
         ("124", JobState.RUNNING),
         ("125", JobState.PENDING),
@@ -188,40 +189,61 @@ def test_recorded_sacct_states_normalise(job: str, state: JobState) -> None:
         f"{r.array_job_id}_{r.task_ids[0]}" if r.task_ids else r.array_job_id: r
         for r in parse_sacct(recorded("sacct.txt"))
     }
-    assert normalise_state(rows[job].state, rows[job].exit_code) is state
+    assert normalise_state(rows[job].state) is state
 
 
 # -- states ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("slurm_state", "exit_code", "stderr", "state"),
+    ("slurm_state", "stderr", "state"),
     [
-        ("CANCELLED by 0", None, None, JobState.CANCELLED),
-        ("CANCELLED by 1000", "0:15", None, JobState.CANCELLED),
-        ("FAILED", "0:9", None, JobState.OUT_OF_MEMORY),
-        ("FAILED", "1:0", None, JobState.FAILED),
-        ("FAILED", "9:0", None, JobState.FAILED),  # exit status 9, not signal 9
-        ("FAILED", None, None, JobState.FAILED),
-        ("FAILED", "", "slurmstepd-vm: error: Exceeded job memory limit", JobState.OUT_OF_MEMORY),
-        ("OUT_OF_MEMORY", "0:125", None, JobState.OUT_OF_MEMORY),
-        ("COMPLETED", "0:9", None, JobState.COMPLETED),
-        ("TIMEOUT", None, None, JobState.TIMEOUT),
-        ("DEADLINE", None, None, JobState.TIMEOUT),
-        ("NODE_FAIL", None, None, JobState.NODE_FAIL),
-        ("BOOT_FAIL", None, None, JobState.NODE_FAIL),
-        ("PREEMPTED", None, None, JobState.CANCELLED),
-        ("REQUEUED", None, None, JobState.PENDING),
-        ("COMPLETING", None, None, JobState.RUNNING),
-        ("SUSPENDED", None, None, JobState.RUNNING),
-        ("RUNNING+", None, None, JobState.RUNNING),
-        (" running ", None, None, JobState.RUNNING),
+        ("CANCELLED by 0", None, JobState.CANCELLED),
+        ("FAILED", None, JobState.FAILED),  # even with exit code 0:9 (a plain kill -9)
+        ("FAILED", "slurmstepd-vm: error: Exceeded job memory limit", JobState.OUT_OF_MEMORY),
+        ("FAILED", "Killed\n", JobState.FAILED),
+        ("OUT_OF_MEMORY", None, JobState.OUT_OF_MEMORY),
+        ("COMPLETED", None, JobState.COMPLETED),
+        ("TIMEOUT", None, JobState.TIMEOUT),
+        ("DEADLINE", None, JobState.TIMEOUT),
+        ("NODE_FAIL", None, JobState.NODE_FAIL),
+        ("BOOT_FAIL", None, JobState.NODE_FAIL),
+        ("PREEMPTED", None, JobState.CANCELLED),
+        ("REQUEUED", None, JobState.PENDING),
+        ("COMPLETING", None, JobState.RUNNING),
+        ("SUSPENDED", None, JobState.RUNNING),
+        ("RUNNING+", None, JobState.RUNNING),
+        (" running ", None, JobState.RUNNING),
     ],
 )
-def test_normalise_state(
-    slurm_state: str, exit_code: str | None, stderr: str | None, state: JobState
-) -> None:
-    assert normalise_state(slurm_state, exit_code, stderr) is state
+def test_normalise_state(slurm_state: str, stderr: str | None, state: JobState) -> None:
+    assert normalise_state(slurm_state, stderr=stderr) is state
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "signal"),
+    [("0:9", 9), ("0:15", 15), ("9:0", None), ("1:0", None), ("", None), (None, None), ("x", None)],
+)
+def test_signal_of(exit_code: str | None, signal: int | None) -> None:
+    assert signal_of(exit_code) == signal
+
+
+def test_a_sigkill_with_no_memory_line_is_failed_naming_the_signal() -> None:
+    # sacct of a task that killed itself (os.kill(os.getpid(), SIGKILL)) with 2G asked and
+    # 14 MB used: "FAILED|0:9", batch step "CANCELLED|0:9|...|14228K"; its stderr is empty.
+    assert normalise_state("FAILED", stderr="") is JobState.FAILED
+    error = failure_without_result(
+        JobState.FAILED, job_id="375", exit_code="0:9", stderr_tail="", log_paths=("a", "b")
+    )
+    assert "killed by signal 9 (SIGKILL)" in str(error) and "memory" not in str(error)
+    oom = failure_without_result(
+        normalise_state("FAILED", stderr=recorded("slurm_stderr_oom.txt")),
+        job_id="122",
+        exit_code="0:9",
+        stderr_tail="",
+        log_paths=("a", "b"),
+    )
+    assert oom.state is JobState.OUT_OF_MEMORY and "ask for more (memory=...)" in str(oom)
 
 
 @pytest.mark.parametrize("text", ["WEIRD", "", "CANCELLEDX", "by 0"])
@@ -251,7 +273,7 @@ def test_state_from_recorded_stderr(name: str, state: JobState) -> None:
     assert state_from_stderr(stderr) is state
     # What the stderr says wins over sacct's plain FAILED only for memory kills.
     expected = state if state is JobState.OUT_OF_MEMORY else JobState.FAILED
-    assert normalise_state("FAILED", "0:0", stderr) is expected
+    assert normalise_state("FAILED", stderr=stderr) is expected
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,7 @@ from slurm_magics.transport import CommandResult, LocalTransport
 from tests.helpers import require_cluster, squeue_ids, wait_for
 from tests.server.lab_server import JupyterProcess, jupyter
 
-#: submits one job per argument ("returns", "raises", "hog", or "held": a held array of
+#: submits one job per argument ("returns", "raises", "hog", "killed", or "held": a held array of
 #: four tasks), prints "SUBMITTED <run id> <SLURM id>" for each, and dies at once
 SUBMITTER = textwrap.dedent(
     """
@@ -64,6 +64,10 @@ SUBMITTER = textwrap.dedent(
             block[i] = 1
         time.sleep(5)
         return len(block)
+
+    def killed():  # SIGKILL far below its memory limit: no evidence of a memory kill
+        time.sleep(1)
+        os.kill(os.getpid(), 9)
 
     cluster = sm.connect(root=sys.argv[1], partition="debug")
     for kind in sys.argv[2:]:
@@ -213,11 +217,11 @@ def test_jobs_of_a_dead_process_show_how_they_ended_from_one_sacct_call(
     cluster_root: Path, tmp_path: Path, notebook: str, registry: Registry
 ) -> None:
     require_cluster()
-    kinds = ("returns", "raises", "hog")
+    kinds = ("returns", "raises", "hog", "killed")
     submitted = dict(zip(kinds, submit_and_die(cluster_root, notebook, *kinds), strict=True))
     runs = {kind: registry.run(run_id) for kind, (run_id, _) in submitted.items()}
     assert all(run is not None for run in runs.values())
-    assert [j.state for r, _ in submitted.values() for j in registry.jobs_of(r)] == ["PENDING"] * 3
+    assert [j.state for r, _ in submitted.values() for j in registry.jobs_of(r)] == ["PENDING"] * 4
     wait_until_ended(
         [slurm_id for _, slurm_id in submitted.values()],
         max(run.submitted_at for run in runs.values() if run is not None),
@@ -228,9 +232,14 @@ def test_jobs_of_a_dead_process_show_how_they_ended_from_one_sacct_call(
 
     async def scenario() -> None:
         shown, accounting = await listing(service, notebook)
-        assert scheduler.counters["sacct"] == 1  # one call for the three jobs
+        assert scheduler.counters["sacct"] == 1  # one call for the four jobs
         assert accounting["calls"] == 1 and accounting["error"] is None
-        expected = {"returns": "COMPLETED", "raises": "FAILED", "hog": "OUT_OF_MEMORY"}
+        expected = {
+            "returns": "COMPLETED",
+            "raises": "FAILED",
+            "hog": "OUT_OF_MEMORY",
+            "killed": "FAILED",
+        }
         for kind, (run_id, _) in submitted.items():
             assert shown[run_id]["counts"] == {expected[kind]: 1}, (kind, shown[run_id])
         # Recorded: a later listing shows the same without sacct, past the interval too.
@@ -253,6 +262,9 @@ def test_jobs_of_a_dead_process_show_how_they_ended_from_one_sacct_call(
     assert ends["raises"].error.startswith(f"JobFailedError: job {submitted['raises'][1]} failed")
     assert ends["hog"].state == "OUT_OF_MEMORY"
     assert ends["hog"].error is not None and "ran out of memory" in ends["hog"].error
+    assert ends["killed"].state == "FAILED"
+    assert ends["killed"].error is not None and "killed by signal 9" in ends["killed"].error
+    assert "memory" not in ends["killed"].error
 
     # sm.jobs() in a new process agrees: the value, the remote error, the memory kill.
     local = sm.Cluster(LocalTransport(), root=str(cluster_root))
@@ -269,6 +281,9 @@ def test_jobs_of_a_dead_process_show_how_they_ended_from_one_sacct_call(
         with pytest.raises(sm.JobFailedError, match="ran out of memory"):
             hog.result(timeout=60)
         assert hog.state is sm.JobState.OUT_OF_MEMORY
+        with pytest.raises(sm.JobFailedError, match="killed by signal 9") as caught:
+            found[submitted["killed"][0]].result(timeout=60)
+        assert caught.value.state is sm.JobState.FAILED
     finally:
         local.close()
 
