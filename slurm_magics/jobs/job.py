@@ -162,8 +162,12 @@ class Job(AwaitableFuture[Any]):
 
     @property
     def job_id(self) -> str:
-        """SLURM's id: "123", or "123_4" for an array task."""
-        return self.run.slurm_id_of(self.run.element_of(self.item))
+        """SLURM's id: "123", or "123_4" for an array task ("" while it waits on the
+        client for room under the cluster's job limits)."""
+        try:
+            return self.run.slurm_id_of(self.run.element_of(self.item))
+        except LookupError:
+            return ""
 
     @property
     def cluster(self) -> JobHost:

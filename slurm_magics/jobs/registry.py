@@ -172,6 +172,24 @@ class Registry:
             ]
         )
 
+    def record_slices(
+        self, run_id: str, cluster: str, slices: Sequence[tuple[str, int, int]], dependency: str
+    ) -> None:
+        """Store the slices of a run submitted in waves: (SLURM id, first element, elements)
+        each, all of them so far, and the dependency of its latest sbatch."""
+        self._write(
+            [
+                (
+                    "UPDATE runs SET slices = ?, dependency = ? WHERE run_id = ?",
+                    (json.dumps(list(slices)), dependency, run_id),
+                ),
+                (
+                    "INSERT OR REPLACE INTO slices VALUES (?,?,?)",
+                    [(slurm_id, cluster, run_id) for slurm_id, _, _ in slices],
+                ),
+            ]
+        )
+
     def note_state(
         self,
         run_id: str,

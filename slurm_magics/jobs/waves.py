@@ -1,0 +1,370 @@
+"""Waves: a map larger than the room the controller leaves is submitted in slices that fit.
+
+The room is the smallest gap between a limit on queued jobs (MaxJobCount; the QOS's
+MaxSubmitJobsPerUser and GrpSubmitJobs; the association's MaxSubmitJobs and GrpSubmitJobs)
+and what the user has queued, counted from the poller's squeue (no extra call). What does
+not fit waits on the client, its jobs PENDING with the reason "waiting for room: ...", and
+is submitted as earlier tasks leave the queue. A run that depends on a run still waiting is
+held back until every wave of its upstream is submitted, so its ``afterok`` names them all.
+A refusal by a limit (sbatch's "QOSMaxSubmitJobPerUserLimit", "temporarily unable to accept
+job", ...) becomes a wait too, said once; only where waiting cannot help (nothing of the
+user's is queued and one job is still refused) the jobs fail with a ``SubmissionError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from slurm_magics.core.errors import SubmissionError
+from slurm_magics.core.limits import (
+    ACTIVE_STATES,
+    Limit,
+    QueueCounts,
+    Refusal,
+    SubmitLimitError,
+    SubmitLimits,
+    count_queue,
+    room_for,
+)
+from slurm_magics.core.parsing import ClusterConfig, QueueRow
+from slurm_magics.core.sbatch import ScriptSpec, render_script
+from slurm_magics.core.states import JobState
+from slurm_magics.jobs.job import Job, JobArray, Run, Slice
+from slurm_magics.scheduler.slurm import Scheduler, SchedulerBackend
+from slurm_magics.transport import Transport
+
+__all__ = ["Pending", "Waves", "dependency_expression"]
+
+log = logging.getLogger(__name__)
+
+UNSEEN_FOR = 60.0  # seconds a submitted slice missing from squeue still counts as queued
+RETRY_AFTER_REFUSAL = (2.0, 60.0)  # seconds before submitting again after a refusal: first, most
+
+
+@dataclasses.dataclass(eq=False)
+class Pending:
+    """The part of a run not submitted yet: elements ``next`` up to ``end``."""
+
+    run: Run
+    template: ScriptSpec  # n_elements > 0: an array job; 0: one plain job
+    next: int
+    end: int
+    upstream: Sequence[Job | JobArray]
+    condition: str
+    qos: str | None
+    account: str | None
+    first_error: asyncio.Future[None] | None = None  # the first sbatch's outcome, for the caller
+    cap: int = 1 << 62  # largest slice, halved when a slice alone is refused
+
+
+def dependency_expression(upstream: Sequence[Job | JobArray], condition: str) -> str:
+    """The sbatch dependency on ``upstream``: their slices that are not over yet.
+
+    A slice whose jobs all succeeded is left out: SLURM forgets ended jobs after MinJobAge,
+    and an ``afterok`` on a forgotten id is refused.
+    """
+    ids: list[str] = []
+    for item in upstream:
+        if isinstance(item, Job):
+            if not _succeeded([item]):
+                ids.append(item.job_id)
+            continue
+        for run in item.runs:
+            for part in run.slices:
+                first = part.first_element * run.chunk_size
+                count = max(part.n_elements, 1) * run.chunk_size
+                if not _succeeded(run.jobs[first : first + count]):
+                    ids.append(part.slurm_id)
+    return f"{condition}:{':'.join(dict.fromkeys(ids))}" if ids else ""
+
+
+def _succeeded(jobs: Sequence[Job]) -> bool:
+    return all(j.done() and not j.cancelled() and j.exception() is None for j in jobs)
+
+
+def _submitted_end(run: Run) -> int:
+    return max((p.first_element + max(p.n_elements, 1) for p in run.slices), default=0)
+
+
+class Waves:
+    """The client-side queue of one cluster's submissions; lives on the engine loop."""
+
+    def __init__(
+        self,
+        scheduler: SchedulerBackend,
+        transport: Transport,
+        config: ClusterConfig,
+        *,
+        max_array_size: int,
+        on_submitted: Callable[[Run], None],
+    ) -> None:
+        self.scheduler = scheduler
+        self.transport = transport
+        self.config = config
+        self.max_array_size = max_array_size
+        self.on_submitted = on_submitted
+        self.limits: SubmitLimits | None = None
+        self.counts = QueueCounts()
+        self.in_qos: collections.Counter[str] = collections.Counter()
+        self.queue: collections.deque[Pending] = collections.deque()
+        #: SLURM ids of slices submitted here: their QOS, elements, when, whether squeue saw them
+        self._slices: dict[str, tuple[str, int, float]] = {}
+        self._unseen: set[str] = set()
+        self._said: set[str] = set()  # limits already announced
+        self._refused_until = 0.0
+        self._refusals = 0
+        self._pumping: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # one pump at a time: never the same slice twice
+        #: sbatch calls made and the most jobs counted as queued at once (for tests)
+        self.stats: collections.Counter[str] = collections.Counter()
+        if isinstance(scheduler, Scheduler):
+            scheduler.watch_refusals = True
+
+    # -- what the controller holds ---------------------------------------------------------
+    async def load_limits(self) -> SubmitLimits:
+        """Read the submit limits once (sacctmgr, where accounting is on)."""
+        if self.limits is None:
+            limits = SubmitLimits(self.config.max_job_count)
+            if self.config.accounting and isinstance(self.scheduler, Scheduler):
+                limits = await self.scheduler.submit_limits(
+                    self.config.max_job_count, self.config.cluster_name
+                )
+            self.limits = limits
+        return self.limits
+
+    def on_queue(self, rows: list[QueueRow]) -> None:
+        """The poller's squeue rows (the user's jobs): count them, then submit what fits."""
+        counts = count_queue(rows)
+        in_qos: collections.Counter[str] = collections.Counter()
+        seen = set()
+        for row in rows:
+            known = self._slices.get(row.array_job_id)
+            if known is None:
+                continue
+            seen.add(row.array_job_id)
+            if row.state.split(" ", 1)[0].upper() in ACTIVE_STATES:
+                in_qos[known[0]] += len(row.task_ids) if row.task_ids else 1
+        now = time.monotonic()
+        self._unseen -= seen
+        for slurm_id in list(self._unseen):  # submitted after this squeue began
+            qos, n, when = self._slices[slurm_id]
+            if now - when > UNSEEN_FOR:
+                self._unseen.discard(slurm_id)
+                continue
+            counts = QueueCounts(counts.records + n, counts.active + n)
+            in_qos[qos] += n
+        for slurm_id in [s for s in self._slices if s not in seen and s not in self._unseen]:
+            del self._slices[slurm_id]  # left the queue: no longer counted
+        self.counts, self.in_qos = counts, in_qos
+        self.kick()
+
+    def kick(self) -> None:
+        """Submit what fits now, in the background (one pump at a time)."""
+        if self.queue and (self._pumping is None or self._pumping.done()):
+            self._pumping = asyncio.get_running_loop().create_task(self.pump())
+
+    # -- submitting ------------------------------------------------------------------------
+    async def add(self, pending: Pending) -> None:
+        """Queue a run's elements and submit what fits; raise the first sbatch's error.
+
+        Raises:
+            SubmissionError: sbatch refused the run's first slice for a reason other than
+                room (nothing of the run is left queued then).
+        """
+        await self.load_limits()
+        pending.first_error = asyncio.get_running_loop().create_future()
+        self.queue.append(pending)
+        await self.pump()
+        if pending.first_error.done():
+            pending.first_error.result()
+
+    async def drop(self, runs: Sequence[Run]) -> None:
+        """Forget the unsubmitted elements of ``runs`` (being cancelled); once this
+        returns, no further slice of theirs is submitted."""
+        async with self._lock:
+            for pending in [p for p in self.queue if p.run in runs]:
+                self.queue.remove(pending)
+                _settle(pending)
+
+    async def pump(self) -> None:
+        """Submit waiting slices in order while there is room; stop at the first that waits."""
+        async with self._lock:
+            await self._pump()
+
+    async def _pump(self) -> None:
+        while self.queue:
+            pending = self.queue[0]
+            while pending.next < pending.end and _all_done(pending, pending.next):
+                pending.next += 1
+            if pending.next >= pending.end:
+                self.queue.popleft()
+                _settle(pending)
+                continue
+            reason = self._blocked(pending)
+            if reason:
+                self._wait(reason)
+                return
+            if not await self._submit_one(pending):
+                return
+            if pending.next >= pending.end:
+                self.queue.popleft()
+                _settle(pending)
+
+    def _blocked(self, pending: Pending) -> str:
+        """Why ``pending`` cannot be submitted now ("" when it can)."""
+        for item in pending.upstream:
+            for run in [item.run] if isinstance(item, Job) else item.runs:
+                if _submitted_end(run) < -(-run.n_items // run.chunk_size):
+                    return f"waiting for room: its upstream {run.name} is not all submitted"
+        if time.monotonic() < self._refused_until:
+            return ""  # keeps the reason a refusal set
+        room, limit = self._room(pending)
+        if room > 0:
+            return ""
+        assert limit is not None
+        return f"waiting for room: {limit.name} {limit.value} ({limit.scope})"
+
+    def _room(self, pending: Pending) -> tuple[int, Limit | None]:
+        assert self.limits is not None
+        qos = pending.qos or self.limits.default_qos(pending.account)
+        limits = self.limits.for_job(qos, pending.account)
+        return room_for(limits, self.counts, self.in_qos[qos])
+
+    def _wait(self, reason: str) -> None:
+        key = reason.split("(", 1)[0].strip()
+        if key not in self._said and "upstream" not in reason:
+            self._said.add(key)
+            left = sum(p.end - p.next for p in self.queue)
+            log.warning("slurm_magics: %s; %d job(s) wait on the client", reason, left)
+        for pending in self.queue:
+            _mark_waiting(pending, reason)
+
+    async def _submit_one(self, pending: Pending) -> bool:
+        """sbatch the next slice of ``pending``; False when it has to wait."""
+        if time.monotonic() < self._refused_until:
+            return False
+        room, _ = self._room(pending)
+        run = pending.run
+        array = pending.template.n_elements > 0
+        n = min(room, pending.end - pending.next, self.max_array_size, pending.cap)
+        n = n if array else 1
+        first = pending.next
+        spec = dataclasses.replace(
+            pending.template,
+            n_elements=n if array else 0,
+            element_offset=first,
+            tag=f"{run.run_id}.{first}",
+            dependency=dependency_expression(pending.upstream, pending.condition) or None,
+        )
+        script = render_script(spec)
+        path = f"{run.run_dir}/slice{first}.sh"
+        await self.transport.write_files({path: script.encode()})
+        self.stats["sbatch"] += 1
+        try:
+            slurm_id = await self.scheduler.submit(script, tag=spec.sent_tag)
+        except SubmitLimitError as refused:
+            return self._refused(pending, refused.refusal, n)
+        except SubmissionError as error:
+            self._failed(pending, error)
+            return True
+        self._refusals = 0
+        run.slices.append(Slice(slurm_id, first, spec.n_elements))
+        run.dependency = spec.dependency or run.dependency
+        pending.next = first + max(n, 1)
+        qos = pending.qos or (self.limits.default_qos(pending.account) if self.limits else "")
+        self._slices[slurm_id] = (qos, max(n, 1), time.monotonic())
+        self._unseen.add(slurm_id)
+        self.counts = QueueCounts(self.counts.records + max(n, 1), self.counts.active + max(n, 1))
+        self.in_qos[qos] += max(n, 1)
+        self.stats["most_queued"] = max(self.stats["most_queued"], self.in_qos[qos])
+        run.submitted_at = time.time()
+        for job in run.jobs[first * run.chunk_size : (first + max(n, 1)) * run.chunk_size]:
+            if job.reason.startswith("waiting for room"):
+                job._set_live(JobState.PENDING, "")
+        if pending.first_error is not None and not pending.first_error.done():
+            pending.first_error.set_result(None)
+        self.on_submitted(run)
+        return True
+
+    def _refused(self, pending: Pending, refusal: Refusal, n: int) -> bool:
+        """A limit refused the slice: wait (later, or with a smaller slice), or fail."""
+        nothing_queued = self.counts.active == 0 and not self._unseen
+        if n > 1 and refusal.limit != "MaxJobCount":
+            pending.cap = max(1, n // 2)  # the limit may be below this slice: try less
+            return True
+        if nothing_queued and refusal.limit != "MaxJobCount":
+            value = self._value_of(refusal)
+            self._failed(
+                pending,
+                SubmissionError(
+                    f"sbatch refused even one job of {pending.run.name}: {refusal.description}"
+                    f"{f' is {value}' if value is not None else ''} and none of your jobs is "
+                    f"queued, so waiting cannot help (sbatch said: {refusal.said}). Ask the "
+                    "administrators to raise the limit, or submit with another qos=/account= "
+                    "(`sacctmgr show qos` and `sacctmgr show assoc` list them)."
+                ),
+            )
+            return True
+        self._refusals += 1
+        pause = min(RETRY_AFTER_REFUSAL[0] * 2 ** (self._refusals - 1), RETRY_AFTER_REFUSAL[1])
+        self._refused_until = time.monotonic() + pause
+        self._wait(f"waiting for room: {refusal.description} ({refusal.limit})")
+        loop = asyncio.get_running_loop()
+        loop.call_later(pause + 0.01, self.kick)
+        if pending.first_error is not None and not pending.first_error.done():
+            pending.first_error.set_result(None)  # the caller gets its futures; they wait
+        return False
+
+    def _value_of(self, refusal: Refusal) -> int | None:
+        if self.limits is None:
+            return None
+        wanted = {
+            "QOSMaxSubmitJobPerUserLimit": "MaxSubmitJobsPerUser",
+            "QOSGrpSubmitJobsLimit": "GrpSubmitJobs",
+            "AssocMaxSubmitJobLimit": "MaxSubmitJobs",
+            "AssocGrpSubmitJobsLimit": "GrpSubmitJobs",
+        }.get(refusal.limit)
+        pending = self.queue[0] if self.queue else None
+        if wanted is None or pending is None:
+            return None
+        qos = pending.qos or self.limits.default_qos(pending.account)
+        for limit in self.limits.for_job(qos, pending.account):
+            if limit.name == wanted:
+                return limit.value
+        return None
+
+    def _failed(self, pending: Pending, error: SubmissionError) -> None:
+        """sbatch refused a slice for good: its caller hears it, or its jobs fail."""
+        if self.queue and self.queue[0] is pending:
+            self.queue.popleft()
+        if pending.first_error is not None and not pending.first_error.done():
+            pending.first_error.set_exception(error)
+            return
+        run = pending.run
+        for job in run.jobs[pending.next * run.chunk_size : pending.end * run.chunk_size]:
+            job._end_failed(JobState.FAILED, error)
+        _settle(pending)
+
+
+def _all_done(pending: Pending, element: int) -> bool:
+    run = pending.run
+    return all(
+        j.done() for j in run.jobs[element * run.chunk_size : (element + 1) * run.chunk_size]
+    )
+
+
+def _mark_waiting(pending: Pending, reason: str) -> None:
+    run = pending.run
+    for job in run.jobs[pending.next * run.chunk_size : pending.end * run.chunk_size]:
+        if job.reason != reason and not job.done():
+            job._set_live(JobState.PENDING, reason)
+
+
+def _settle(pending: Pending) -> None:
+    if pending.first_error is not None and not pending.first_error.done():
+        pending.first_error.set_result(None)
