@@ -26,15 +26,16 @@ from slurm_magics.core.payload import (
     dump_meta,
 )
 from slurm_magics.core.resources import Resources
-from slurm_magics.core.sbatch import ScriptSpec, check_path, render_script
+from slurm_magics.core.sbatch import ScriptSpec, check_path
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.environment import check_environment
-from slurm_magics.jobs.job import Call, Job, JobArray, Run, Slice, jobs_of
+from slurm_magics.jobs.job import Call, Job, JobArray, Run, jobs_of
 from slurm_magics.jobs.poller import Poller
 from slurm_magics.jobs.recording import record_submission
 from slurm_magics.jobs.registry import Registry, default_registry
 from slurm_magics.jobs.retries import DEFAULT_RETRY_ON
 from slurm_magics.jobs.shipping import ship_local_modules
+from slurm_magics.jobs.waves import Pending, Waves, dependency_expression
 from slurm_magics.scheduler.slurm import Scheduler, SchedulerBackend
 from slurm_magics.transport import Transport
 
@@ -109,6 +110,15 @@ class Cluster:
         )
         engine.call(transport.make_dirs(self.sentinel_dir))
         self.poller.on_retry = self._record_retry
+        #: the client-side queue of what does not fit under the cluster's job limits
+        self.waves = Waves(
+            self.scheduler,
+            transport,
+            self.config,
+            max_array_size=self.max_array_size,
+            on_submitted=self._wave_submitted,
+        )
+        self.poller.on_queue = self.waves.on_queue
         with _users_lock:
             _transport_users[id(transport)] = _transport_users.get(id(transport), 0) + 1
         if cancel_on_exit:  # opt-in: by default jobs outlive the kernel
@@ -186,7 +196,7 @@ class Cluster:
         run_id = f"{self.session_id}-{secrets.token_hex(4)}"
         run = Run(run_id, f"{self.root}/runs/{run_id}", name, len(calls), chunk_size)
         run.jobs = [Job(self, run, item) for item in range(len(calls))]
-        run.dependency = _dependency_expression(upstream, condition)
+        run.dependency = dependency_expression(upstream, condition)
         run.retries, run.retry_on = retries, retry_on
         blob, index = table.files()
         files = {
@@ -202,24 +212,21 @@ class Cluster:
             f"{run.run_dir}/args.bin": blob,
             f"{run.run_dir}/args.idx": index,
         }
-        n_elements = -(-len(calls) // chunk_size)
-        specs = [
-            ScriptSpec(
-                name=name,
-                resources=effective,
-                run_dir=run.run_dir,
-                runner_path=self.runner_path,
-                python=self.python,
-                n_elements=min(self.max_array_size, n_elements - first) if array else 0,
-                element_offset=first,
-                max_concurrent=max_concurrent,
-                dependency=run.dependency or None,
-                setup=self.setup,
-                tag=f"{run.run_id}.{first}",
-            )
-            for first in range(0, n_elements if array else 1, self.max_array_size)
-        ]
-        engine.call(self._submit(run, files, specs))
+        template = ScriptSpec(
+            name=name,
+            resources=effective,
+            run_dir=run.run_dir,
+            runner_path=self.runner_path,
+            python=self.python,
+            n_elements=1 if array else 0,  # each wave sets its own size and offset
+            max_concurrent=max_concurrent,
+            setup=self.setup,
+        )
+        n_elements = -(-len(calls) // chunk_size) if array else 1
+        pending = Pending(
+            run, template, 0, n_elements, upstream, condition, effective.qos, effective.account
+        )
+        engine.call(self._submit(run, files, pending))
         self.live_runs[run.run_id] = run
         for dependency in upstream:
             for upstream_run in (
@@ -279,24 +286,21 @@ class Cluster:
         parts = [(run.run_dir, run.n_items) for run in obj.runs]
         return ("ref", (_runner.RESULTS_REF, parts, len(obj)))
 
-    async def _submit(self, run: Run, files: dict[str, bytes], specs: list[ScriptSpec]) -> None:
+    async def _submit(self, run: Run, files: dict[str, bytes], pending: Pending) -> None:
         await self.transport.make_dirs(run.run_dir)
         for folder in ("results", "logs"):
             await self.transport.make_dirs(f"{run.run_dir}/{folder}")
-        scripts = {
-            f"{run.run_dir}/slice{i}.sh": render_script(s).encode() for i, s in enumerate(specs)
-        }
-        await self.transport.write_files({**files, **scripts})
-        try:
-            for spec, script in zip(specs, scripts.values(), strict=True):
-                slurm_id = await self.scheduler.submit(script.decode(), tag=spec.sent_tag)
-                run.slices.append(Slice(slurm_id, spec.element_offset, spec.n_elements))
-        except BaseException:
-            # All or nothing: never leave part of a map running without a future.
-            await self.scheduler.cancel(part.slurm_id for part in run.slices)
-            raise
-        run.submitted_at = time.time()
+        await self.transport.write_files(files)
+        # What fits is submitted now, the rest in waves; a refusal of the first slice
+        # raises here with nothing of the run left in SLURM.
+        await self.waves.add(pending)
         self.poller.track(run)
+
+    def _wave_submitted(self, run: Run) -> None:
+        self.poller.track(run)
+        if run.run_id in self.live_runs:  # a later wave: the registry learns its slice
+            slices = [(s.slurm_id, s.first_element, s.n_elements) for s in run.slices]
+            self.registry.record_slices(run.run_id, self.key, slices, run.dependency)
 
     def _upstream_done(self, run: Run, upstream: concurrent.futures.Future[Any]) -> None:
         if upstream.cancelled() or upstream.exception() is not None:
@@ -312,17 +316,19 @@ class Cluster:
     # -- control ---------------------------------------------------------------------------
     def cancel_jobs(self, jobs: Sequence[Job]) -> None:
         """scancel jobs (whole arrays when every task of a slice is given)."""
-        ids: set[str] = set()
         by_run: dict[str, list[Job]] = {}
         for job in jobs:
             by_run.setdefault(job.run.run_id, []).append(job)
-        for run_jobs in by_run.values():
-            run = run_jobs[0].run
-            if len(run_jobs) == len(run.jobs):
-                ids.update(part.slurm_id for part in run.slices)
-            else:
-                ids.update(job.job_id for job in run_jobs)
-        engine.call(self.scheduler.cancel(ids))
+        engine.call(self._cancel(list(by_run.values())))
+
+    async def _cancel(self, by_run: list[list[Job]]) -> None:
+        whole = [jobs[0].run for jobs in by_run if len(jobs) == len(jobs[0].run.jobs)]
+        await self.waves.drop(whole)  # first: no wave of theirs is submitted after this
+        ids = {part.slurm_id for run in whole for part in run.slices}
+        for run_jobs in by_run:
+            if run_jobs[0].run not in whole:
+                ids.update(job.job_id for job in run_jobs if job.job_id)  # "": not submitted
+        await self.scheduler.cancel(ids)
 
     def _cancel_unfinished(self) -> None:
         unfinished = [job for run in self.live_runs.values() for job in run.jobs if not job.done()]
@@ -346,16 +352,6 @@ class Cluster:
                 last = _transport_users[id(self.transport)] == 0
             if last:
                 engine.call(self.transport.close())
-
-
-def _dependency_expression(upstream: Sequence[Job | JobArray], condition: Condition) -> str:
-    ids: list[str] = []
-    for dependency in upstream:
-        if isinstance(dependency, JobArray):
-            ids.extend(dependency.job_ids)
-        else:
-            ids.append(dependency.job_id)
-    return f"{condition}:{':'.join(dict.fromkeys(ids))}" if ids else ""
 
 
 @functools.cache

@@ -10,6 +10,15 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from slurm_magics.core.errors import ClusterError, SubmissionError
+from slurm_magics.core.limits import (
+    ASSOC_FORMAT,
+    QOS_FORMAT,
+    SubmitLimitError,
+    SubmitLimits,
+    classify_refusal,
+    parse_assoc_limits,
+    parse_qos_limits,
+)
 from slurm_magics.core.parsing import (
     SACCT_FORMAT,
     SQUEUE_FORMAT,
@@ -21,7 +30,7 @@ from slurm_magics.core.parsing import (
     parse_sbatch_parsable,
     parse_squeue,
 )
-from slurm_magics.scheduler.lost_sbatch import find_lost, keep_one
+from slurm_magics.scheduler.lost_sbatch import find_lost, keep_one, tagged_jobs
 from slurm_magics.transport import CommandResult, ConnectionLostError, Transport
 
 __all__ = ["Scheduler", "SchedulerBackend"]
@@ -39,6 +48,26 @@ _PASSING = (
     "slurm_persist_conn",
     "Slurm temporarily unable to accept job",
 )
+
+# sbatch, stopped as soon as it says it will sleep and retry a refusal (at MaxJobCount it
+# retries for minutes): exit 75 with what it said. stdin (the script) goes to sbatch.
+_WATCHED_SBATCH = """exec 3<&0
+dir=$(mktemp -d) || exit 70
+mkfifo "$dir/err" || exit 70
+sbatch --parsable <&3 2>"$dir/err" &
+pid=$!
+code=0
+while IFS= read -r line; do
+  printf '%s\\n' "$line" >&2
+  case "$line" in
+    *"temporarily unable"*|*"queue full"*) kill "$pid" 2>/dev/null; code=75; break;;
+  esac
+done <"$dir/err"
+wait "$pid"; status=$?
+rm -rf "$dir"
+[ "$code" = 75 ] && exit 75
+exit "$status"
+"""
 
 
 class SchedulerBackend(Protocol):
@@ -67,11 +96,19 @@ class Scheduler:
         self.submit_patience = 600.0
         #: how many times each command ran: {"squeue": 12, "sbatch": 1, ...}
         self.counters: collections.Counter[str] = collections.Counter()
+        #: stop sbatch at its first "temporarily unable to accept job" (SubmitLimitError)
+        #: instead of letting it sleep and retry for minutes (set by the waves of a Cluster)
+        self.watch_refusals = False
 
     async def _run(
-        self, argv: Sequence[str], *, input: bytes | None = None, timeout: float = 60.0
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        timeout: float = 60.0,
+        counted: str = "",
     ) -> CommandResult:
-        self.counters[argv[0]] += 1
+        self.counters[counted or argv[0]] += 1
         return await self.transport.run(argv, input=input, timeout=timeout)
 
     async def show_config(self) -> ClusterConfig:
@@ -95,8 +132,10 @@ class Scheduler:
     async def submit(self, script: str, *, tag: str = "") -> str:
         """sbatch a script given on stdin; return the job id.
 
-        A refusal that passes (a submit limit reached, the controller busy) is retried with
-        a growing pause, and a warning says so; any other refusal raises at once. When the
+        A limit on queued jobs (QOS/association submit limits, MaxJobCount) raises
+        ``SubmitLimitError`` naming it, for the caller to wait for room. A controller that
+        does not answer is retried with a growing pause, and a warning says so; any other
+        refusal raises at once. When the
         connection drops with sbatch's reply in flight, a script tagged ``tag`` (its
         --comment) is looked up in the queue: found, its id is the answer; not there, it is
         submitted again (see ``lost_sbatch``).
@@ -104,9 +143,10 @@ class Scheduler:
         delay = 1.0
         waited = 0.0
         losses: list[ConnectionLostError] = []
+        argv = ["sh", "-c", _WATCHED_SBATCH] if self.watch_refusals else ["sbatch", "--parsable"]
         while True:
             try:
-                result = await self._run(["sbatch", "--parsable"], input=script.encode())
+                result = await self._run(argv, input=script.encode(), counted="sbatch")
             except ConnectionLostError as error:
                 losses.append(error)
                 if not tag or len(losses) > 2:
@@ -121,12 +161,38 @@ class Scheduler:
                     job_id = await keep_one(self._run, await self.whoami(), tag, job_id)
                 return job_id
             said = (result.stderr or result.stdout).strip()
+            refusal = classify_refusal(said)
+            if refusal is not None:
+                if result.returncode == 75 and tag:  # stopped between retries: never two jobs
+                    made = await tagged_jobs(self._run, await self.whoami(), tag)
+                    if made:
+                        return made[0]
+                raise SubmitLimitError(refusal)
             if not any(sign in said for sign in _PASSING) or waited >= self.submit_patience:
                 raise SubmissionError(f"sbatch refused the job: {said}")
             log.warning("sbatch said %r; retrying in %.0f s", said, delay)
             await asyncio.sleep(delay)
             waited += delay
             delay = min(delay * 2, 60.0)
+
+    async def submit_limits(self, max_job_count: int, cluster_name: str) -> SubmitLimits:
+        """The user's QOS and association submit limits (two sacctmgr calls; call once per
+        connect, with accounting on). Where sacctmgr fails, only MaxJobCount is known."""
+        user = await self.whoami()
+        qos = await self._run(["sacctmgr", "show", "qos", f"format={QOS_FORMAT}", "-P", "-n"])
+        assoc = await self._run(
+            ["sacctmgr", "show", "assoc", "where", f"users={user}"]
+            + ([f"cluster={cluster_name}"] if cluster_name else [])
+            + [f"format={ASSOC_FORMAT}", "-P", "-n"]
+        )
+        if qos.returncode != 0 or assoc.returncode != 0:
+            log.info("sacctmgr failed (%s); only MaxJobCount bounds waves", qos.stderr.strip())
+            return SubmitLimits(max_job_count)
+        return SubmitLimits(
+            max_job_count,
+            parse_qos_limits(qos.stdout),
+            parse_assoc_limits(assoc.stdout, cluster_name),
+        )
 
     async def cancel(self, slurm_ids: Iterable[str]) -> None:
         """scancel jobs or array tasks ("123", "123_4"); already-ended ones are ignored."""
