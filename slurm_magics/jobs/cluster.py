@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from slurm_magics.core import runner as _runner
+from slurm_magics.core.efficiency import AccountingOffError, TaskUsage
 from slurm_magics.core.errors import ClusterError
 from slurm_magics.core.outcomes import dependency_error
 from slurm_magics.core.parsing import ClusterConfig
@@ -25,6 +26,7 @@ from slurm_magics.core.payload import (
     dump_function,
     dump_meta,
 )
+from slurm_magics.core.reasons import StartEstimate
 from slurm_magics.core.resources import Resources
 from slurm_magics.core.sbatch import ScriptSpec, check_path
 from slurm_magics.jobs.engine import engine
@@ -338,6 +340,32 @@ class Cluster:
     def read_text(self, path: str, max_bytes: int) -> str:
         """The last ``max_bytes`` of a text file on the cluster ("" when missing)."""
         return engine.call(self.transport.read_tail(path, max_bytes)).decode(errors="replace")
+
+    # -- usage and waiting (on demand, never in the poll loop) ---------------------------
+    def usage(self, slurm_ids: Sequence[str]) -> list[TaskUsage]:
+        """What jobs or whole arrays used: ONE sacct call (the local backend: its own
+        measurements). Raises AccountingOffError when the cluster keeps no accounting."""
+        if not self.config.accounting:
+            raise AccountingOffError(
+                f"SLURM accounting is off on {self.description} (AccountingStorageType is "
+                "none): sacct has no CPU or memory figures; ask the administrators to enable "
+                "slurmdbd."
+            )
+        return engine.call(self.scheduler.usage(slurm_ids))
+
+    @property
+    def usage_source(self) -> str:
+        """Where usage figures come from: "sacct", or the local backend's measurements."""
+        return "sacct" if isinstance(self.scheduler, Scheduler) else "measured locally"
+
+    def start_estimates(self, slurm_ids: Sequence[str]) -> list[StartEstimate]:
+        """SLURM's expected starts of pending jobs (one ``squeue --start``)."""
+        return engine.call(self.scheduler.start_estimates(slurm_ids))
+
+    @property
+    def running_jobs(self) -> int | None:
+        """How many of the user's jobs ran at the last poll (None before one)."""
+        return self.poller.running_jobs
 
     def close(self) -> None:
         """Stop polling and release the transport (jobs keep running on the cluster).

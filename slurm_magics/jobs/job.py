@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import datetime
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -12,10 +13,13 @@ from typing import Any, Protocol, overload
 
 from tqdm.auto import tqdm
 
+from slurm_magics.core.efficiency import TaskUsage
 from slurm_magics.core.parsing import element_slurm_id
+from slurm_magics.core.reasons import StartEstimate
 from slurm_magics.core.sbatch import log_path
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs import table
+from slurm_magics.jobs import efficiency, table, waiting
 from slurm_magics.jobs.futures import AwaitableFuture
 
 __all__ = [
@@ -67,6 +71,16 @@ class JobHost(Protocol):
     def cancel_jobs(self, jobs: Sequence[Job]) -> None: ...
 
     def read_text(self, path: str, max_bytes: int) -> str: ...
+
+    def usage(self, slurm_ids: Sequence[str]) -> list[TaskUsage]: ...
+
+    def start_estimates(self, slurm_ids: Sequence[str]) -> list[StartEstimate]: ...
+
+    @property
+    def usage_source(self) -> str: ...
+
+    @property
+    def running_jobs(self) -> int | None: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,6 +279,27 @@ class Job(AwaitableFuture[Any]):
             return None
         return (self.ended_at or time.time()) - self.started_at
 
+    # -- right-sizing and waiting (see efficiency.py, waiting.py) ---------------------
+    def efficiency(self) -> efficiency.EfficiencyReport:
+        """Used vs asked (CPU, peak memory, time) and a suggestion; one sacct call.
+
+        Raises:
+            AccountingOffError: the cluster keeps no accounting.
+        """
+        usage, source = self._host.usage, self._host.usage_source
+        return efficiency.report(f"job {self.job_id}", [self], usage, source=source)
+
+    @property
+    def pending_reason(self) -> str:
+        """Why the job waits, in words ("Priority: other jobs come first"); "" unless
+        PENDING."""
+        return waiting.pending_reason([self], self._host.running_jobs)
+
+    def expected_start(self) -> datetime.datetime | None:
+        """SLURM's expected start (local time) while PENDING: one ``squeue --start`` now,
+        never in the poll loop; None when not pending or SLURM has no estimate yet."""
+        return waiting.expected_start([self], self._host.start_estimates)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """A live status line in Jupyter, a status text elsewhere."""
         return _mimebundle(self, include, exclude)
@@ -379,6 +414,29 @@ class JobArray(AwaitableFuture[list[Any]]):
         for job in pending:
             job._mark_cancelled()
         return cancelled or bool(pending)
+
+    def efficiency(self) -> efficiency.EfficiencyReport:
+        """Per task and summarised: CPU efficiency, peak memory vs request, elapsed vs limit,
+        and a suggested memory=/time=/cpus=; one sacct call per array (per 1,000 tasks).
+
+        Raises:
+            AccountingOffError: the cluster keeps no accounting.
+        """
+        host = self.jobs[0].cluster
+        name = f"array {','.join(self.job_ids)} ({self.name})"
+        return efficiency.report(name, self.jobs, host.usage, source=host.usage_source)
+
+    @property
+    def pending_reason(self) -> str:
+        """Why its first pending task waits, in words; "" when none waits."""
+        host = self.jobs[0].cluster if self.jobs else None
+        return waiting.pending_reason(self.jobs, host.running_jobs if host else None)
+
+    def expected_start(self) -> datetime.datetime | None:
+        """SLURM's earliest expected start of its pending tasks (one ``squeue --start``)."""
+        if not self.jobs:
+            return None
+        return waiting.expected_start(self.jobs, self.jobs[0].cluster.start_estimates)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         """Live sweep progress in Jupyter, counts per state elsewhere."""

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+from slurm_magics.core.efficiency import USAGE_FORMAT, AccountingOffError, TaskUsage, parse_usage
 from slurm_magics.core.errors import ClusterError, SubmissionError
 from slurm_magics.core.limits import (
     ASSOC_FORMAT,
@@ -30,6 +31,7 @@ from slurm_magics.core.parsing import (
     parse_sbatch_parsable,
     parse_squeue,
 )
+from slurm_magics.core.reasons import START_FORMAT, StartEstimate, parse_start
 from slurm_magics.scheduler.lost_sbatch import find_lost, keep_one, tagged_jobs
 from slurm_magics.transport import CommandResult, ConnectionLostError, Transport
 
@@ -84,6 +86,8 @@ class SchedulerBackend(Protocol):
     async def requeue(self, slurm_ids: Iterable[str]) -> None: ...
     async def set_dependency(self, slurm_ids: Iterable[str], dependency: str) -> None: ...
     async def accounting(self, slurm_ids: Iterable[str]) -> list[AccountingRow]: ...
+    async def usage(self, slurm_ids: Iterable[str]) -> list[TaskUsage]: ...
+    async def start_estimates(self, slurm_ids: Iterable[str]) -> list[StartEstimate]: ...
 
 
 class Scheduler:
@@ -232,3 +236,40 @@ class Scheduler:
         )
         result.check()
         return parse_sacct(result.stdout)
+
+    async def usage(self, slurm_ids: Iterable[str]) -> list[TaskUsage]:
+        """What jobs or whole arrays used (one sacct call, steps included).
+
+        Raises:
+            AccountingOffError: the cluster keeps no accounting.
+            CommandError: sacct failed otherwise.
+        """
+        ids = sorted(set(slurm_ids))
+        if not ids:
+            return []
+        result = await self._run(
+            ["sacct", "-n", "-P", f"--format={USAGE_FORMAT}", "-j", ",".join(ids)]
+        )
+        said = (result.stderr or result.stdout).strip()
+        if result.returncode != 0 and "accounting storage is disabled" in said.lower():
+            raise AccountingOffError(
+                f"SLURM accounting is off on {self.transport.description} ({said}): there are "
+                "no CPU or memory figures to report; ask the administrators to enable "
+                "slurmdbd, or measure with the local backend."
+            )
+        result.check()
+        return parse_usage(result.stdout)
+
+    async def start_estimates(self, slurm_ids: Iterable[str]) -> list[StartEstimate]:
+        """SLURM's expected start of pending jobs (`squeue --start`: costly for the
+        controller, so only on demand, never in the poll loop)."""
+        ids = sorted(set(slurm_ids))
+        if not ids:
+            return []
+        result = await self._run(
+            ["squeue", "--start", "--noheader", "-o", START_FORMAT, "-j", ",".join(ids)]
+        )
+        if result.returncode != 0 and "Invalid job id" in result.stderr:
+            return []  # they all left the queue
+        result.check()
+        return parse_start(result.stdout)

@@ -25,11 +25,14 @@ import time
 from collections.abc import Iterable
 from typing import BinaryIO
 
+from slurm_magics.core.efficiency import TaskUsage
 from slurm_magics.core.errors import SubmissionError
 from slurm_magics.core.parsing import AccountingRow, ClusterConfig, QueueRow
+from slurm_magics.core.reasons import StartEstimate
 from slurm_magics.core.resources import format_duration
 from slurm_magics.scheduler.local.directives import Directives, expand_log_pattern, parse_directives
 from slurm_magics.scheduler.local.memory import MemoryWatcher, kill_tree
+from slurm_magics.scheduler.local.usage import MeasuredProcess
 from slurm_magics.transport import LocalTransport, Transport
 
 __all__ = ["LocalScheduler"]
@@ -49,7 +52,7 @@ class _Task:
     exit_code: str = "0:0"
     started: float | None = None
     ended: float | None = None
-    process: asyncio.subprocess.Process | None = None
+    process: MeasuredProcess | None = None
     over_memory: bool = False  # killed by the memory sampler
 
 
@@ -176,6 +179,33 @@ class LocalScheduler:
             for task in self._tasks.get(array_id, [])
         ]
 
+    async def usage(self, slurm_ids: Iterable[str]) -> list[TaskUsage]:
+        """What tasks used, from this backend's own measurements (wait4 at their end)."""
+        self.counters["sacct"] += 1
+        return [
+            TaskUsage(
+                job_id=_slurm_id(task),
+                state=task.state,
+                elapsed=(task.ended or time.time()) - task.started,
+                cpu_time=task.process.cpu_time if task.process else 0.0,
+                cpus=task.options.cpus,
+                max_rss=task.process.max_rss if task.process else None,
+                requested_memory=None if m is None else m * 2**20,
+                time_limit=task.options.time_seconds,
+            )
+            for task in self._select(slurm_ids)
+            if task.started is not None
+            for m in [task.options.memory_mb]
+        ]
+
+    async def start_estimates(self, slurm_ids: Iterable[str]) -> list[StartEstimate]:
+        """Pending tasks and why they wait; the local backend makes no start estimates."""
+        return [
+            StartEstimate(_slurm_id(task), None, task.reason)
+            for task in self._select(slurm_ids)
+            if task.state == "PENDING"
+        ]
+
     # -- scheduling ---------------------------------------------------------------------
     def _dependency_state(self, expression: str) -> str:
         """ "ok" when satisfied, "wait" while not yet, "never" when it cannot be."""
@@ -251,11 +281,9 @@ class LocalScheduler:
         task.over_memory = False
         try:
             with _open_append(out_path) as out, _open_append(err_path) as err:
-                task.process = await asyncio.create_subprocess_exec(
-                    "bash", "-c", task.script, "slurm_script",
-                    stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=err,
-                    env=env, start_new_session=True,
-                )  # fmt: skip
+                task.process = MeasuredProcess(
+                    ["bash", "-c", task.script, "slurm_script"], stdout=out, stderr=err, env=env
+                )
             if options.memory_mb is not None:
                 self._memory.watch(
                     task.process.pid,
@@ -315,6 +343,10 @@ class LocalScheduler:
             if state == "CANCELLED":
                 self._kill(task)
         task.state, task.exit_code, task.ended = state, code, time.time()
+
+
+def _slurm_id(task: _Task) -> str:
+    return str(task.array_id) if task.task_id is None else f"{task.array_id}_{task.task_id}"
 
 
 def _open_append(path: str) -> BinaryIO:
