@@ -183,6 +183,16 @@ class Waves:
         if pending.first_error.done():
             pending.first_error.result()
 
+    async def waiting(self) -> list[tuple[str, int, str]]:
+        """What waits on the client: (run name, jobs not submitted, reason) per run."""
+        found = []
+        for pending in self.queue:
+            run = pending.run
+            jobs = run.jobs[pending.next * run.chunk_size : pending.end * run.chunk_size]
+            reason = next((job.reason for job in jobs if not job.done()), "")
+            found.append((run.name, pending.end - pending.next, reason or "waiting for room"))
+        return found
+
     async def drop(self, runs: Sequence[Run]) -> None:
         """Forget the unsubmitted elements of ``runs`` (being cancelled); once this
         returns, no further slice of theirs is submitted."""

@@ -123,7 +123,9 @@ def item_states(
         if state not in _FINISHED and live:
             assert queue is not None
             key = _queue_key(record, item // max(record.chunk_size, 1))
-            if key is not None and key in queue:
+            if key is None:
+                pass  # in no slice yet: waits on the client for room (waves), PENDING
+            elif key in queue:
                 state = queue[key]
             elif fetched_at is not None and fetched_at - record.submitted_at > _QUEUE_GRACE:
                 state = UNKNOWN

@@ -37,7 +37,7 @@ from slurm_magics.ui.magics.options import (
     parse_squeue,
     squeue_parser,
 )
-from slurm_magics.ui.magics.queue import QueueTable, group_queue
+from slurm_magics.ui.magics.queue import QueueTable, group_queue, waiting_lines
 from slurm_magics.ui.magics.waiting import described, wait
 from slurm_magics.ui.session import JobRegistry, session_jobs
 from slurm_magics.ui.widgets import JobsPanel, remember_arguments, show, widgets_available
@@ -208,7 +208,8 @@ class SlurmMagics(Magics):
                 names[slurm_id] = entry.label
         if not options.all:
             rows = [row for row in rows if not _finished(row.state)]
-        return QueueTable(group_queue(rows, names), user)
+        waiting = waiting_lines(engine.call(cluster.waves.waiting()))  # not in SLURM yet
+        return QueueTable(group_queue(rows, names) + waiting, user)
 
     @staticmethod
     def _no_options(parser: Any, line: str) -> bool:

@@ -10,7 +10,14 @@ from slurm_magics.core.parsing import QueueRow, unset
 from slurm_magics.core.states import normalise_state
 from slurm_magics.ui.widgets.text import COLOURS
 
-__all__ = ["QueueLine", "QueueTable", "compress_ids", "elapsed_seconds", "group_queue"]
+__all__ = [
+    "QueueLine",
+    "QueueTable",
+    "compress_ids",
+    "elapsed_seconds",
+    "group_queue",
+    "waiting_lines",
+]
 
 _RUNNING_WORDS = ("RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPED")
 
@@ -112,6 +119,16 @@ def group_queue(rows: Sequence[QueueRow], names: Mapping[str, str]) -> list[Queu
         return (int(head) if head.isdigit() else 0, line.job_id)
 
     return sorted(lines, key=order)
+
+
+def waiting_lines(waiting: Iterable[tuple[str, int, str]]) -> list[QueueLine]:
+    """Lines for jobs that wait on the client for room under the cluster's job limits
+    (not in SLURM yet): (name, jobs, reason) each, e.g. ("sweep", 700, "waiting for room:
+    MaxSubmitJobsPerUser 300 (QOS normal)")."""
+    return [
+        QueueLine("(not submitted)", name, "PENDING", tasks, reason)
+        for name, tasks, reason in waiting
+    ]
 
 
 class QueueTable:

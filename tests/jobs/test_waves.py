@@ -1,0 +1,137 @@
+"""Maps past a submit limit, on the real dev cluster: waves, never a refusal.
+
+Each test makes its own QOS (only its own jobs use it, through qos=) with a
+MaxSubmitJobsPerUser, allows it for root's association, and removes both afterwards, so
+other jobs on the shared cluster are not affected. The dev cluster does not enforce
+accounting limits (AccountingStorageEnforce=none), so what keeps the queue under the
+limit here is the client alone: it reads the limit with sacctmgr and counts its jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import slurm_magics as sm
+from slurm_magics.core.states import JobState
+from tests.helpers import require_cluster
+
+pytestmark = pytest.mark.cluster
+
+ACTIVE = "PD,R,CG,S,CF"
+
+
+def sacctmgr(*args: str) -> None:
+    subprocess.run(["sacctmgr", "-i", *args], check=True, capture_output=True, text=True)
+
+
+def queued_in(qos: str) -> int:
+    """This QOS's jobs in SLURM's queue now, one per array task (squeue -r)."""
+    out = subprocess.run(
+        ["squeue", "-h", "-r", "-q", qos, "-t", ACTIVE, "-o", "%i"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return len(out.split())
+
+
+def qos_limit(name: str, limit: int) -> Iterator[str]:
+    require_cluster()
+    sacctmgr("add", "qos", name, f"MaxSubmitJobsPerUser={limit}")
+    sacctmgr("modify", "user", "root", "set", f"qos+={name}")
+    try:
+        yield name
+    finally:
+        subprocess.run(["scancel", "-q", name], check=False)
+        sacctmgr("modify", "user", "root", "set", f"qos-={name}")
+        sacctmgr("delete", "qos", name)
+
+
+@pytest.fixture
+def qos300() -> Iterator[str]:
+    yield from qos_limit("smwaves", 300)
+
+
+@pytest.fixture
+def qos3() -> Iterator[str]:
+    yield from qos_limit("smwavesfull", 3)
+
+
+@pytest.fixture
+def waves_cluster(tmp_path: Path) -> Iterator[sm.Cluster]:
+    cluster = sm.connect(root=str(tmp_path / "root"), partition="debug")
+    yield cluster
+    cluster.close()
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def add_all(values: list[int]) -> int:
+    return sum(values)
+
+
+@pytest.mark.slow
+def test_a_map_of_1000_past_a_limit_of_300_completes_in_waves(
+    waves_cluster: sm.Cluster, qos300: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    task = sm.task(square, memory="50M", time="00:05:00", qos=qos300)
+    most = 0
+    watching = True
+
+    def watch() -> None:
+        nonlocal most
+        while watching:
+            most = max(most, queued_in(qos300))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="slurm_magics.jobs.waves"):
+            array = task.map(range(1000))
+            last = array[999]
+            assert last.state is JobState.PENDING and last.job_id == ""
+            assert last.reason == f"waiting for room: MaxSubmitJobsPerUser 300 (QOS {qos300})"
+            total = sm.task(add_all, memory="50M", time="00:05:00", qos=qos300)(array)
+            assert total.job_id == ""  # held on the client until every wave is in SLURM
+            assert array.result(timeout=1200) == [x * x for x in range(1000)]
+            assert total.result(timeout=300) == sum(x * x for x in range(1000))
+    finally:
+        watching = False
+        watcher.join()
+    assert 0 < most <= 300
+    assert len(array.job_ids) > 3  # several waves
+    said = [r.getMessage() for r in caplog.records if "waiting for room" in r.getMessage()]
+    assert len(said) == 1 and "MaxSubmitJobsPerUser 300" in said[0]  # said once
+    # the fan-in's afterok named every wave that had not already succeeded
+    assert all(
+        slurm_id.isdigit() for slurm_id in total.run.dependency[len("afterok:") :].split(":")
+    )
+
+
+def test_a_map_with_no_room_waits_then_runs_when_room_appears(
+    waves_cluster: sm.Cluster, qos3: str
+) -> None:
+    held = sm.task(square, memory="50M", time="00:05:00", qos=qos3, extra={"hold": True})
+    blockers = held.map(range(3))
+    assert queued_in(qos3) == 3
+    array = sm.task(square, memory="50M", time="00:05:00", qos=qos3).map(range(4))
+    time.sleep(3)  # a few poll ticks: still nothing of it may be queued
+    assert queued_in(qos3) == 3
+    assert array.job_ids == []
+    assert {job.reason for job in array} == {
+        f"waiting for room: MaxSubmitJobsPerUser 3 (QOS {qos3})"
+    }
+    assert array.state is JobState.PENDING
+    blockers.cancel()
+    assert array.result(timeout=300) == [0, 1, 4, 9]
+    assert len(array.job_ids) >= 2  # three fit first, the fourth in a later wave
