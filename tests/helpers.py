@@ -6,12 +6,13 @@ import asyncio
 import contextlib
 import glob
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -211,6 +212,32 @@ def _socket_inodes(ssh_port: int, client_port: int) -> set[str]:
                 ):
                     inodes.add(fields[9])
     return inodes
+
+
+@contextlib.contextmanager
+def other_user() -> Iterator[str]:
+    """A throwaway Unix user who logs in to the dev cluster's sshd with its key: SLURM
+    really refuses it anything on root's jobs (scancel, scontrol update). Removed after."""
+    if os.geteuid() != 0:
+        pytest.fail("this test makes a throwaway user: run the tests as root (CI does)")
+    name = f"smother{secrets.token_hex(3)}"
+    # Password "*": no password works, but the account is not locked ("!"), which sshd
+    # without PAM would refuse even with a key.
+    argv = ["useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", name]
+    subprocess.run(argv, check=True)
+    try:
+        home = Path("/home") / name
+        (home / ".ssh").mkdir(mode=0o700)
+        public_key = Path(f"{load_info().ssh.key_path}.pub").read_text()
+        (home / ".ssh" / "authorized_keys").write_text(public_key)
+        subprocess.run(["chown", "-R", f"{name}:{name}", str(home / ".ssh")], check=True)
+        yield name
+    finally:
+        # Its sshd sessions, by pid: they are this test's own.
+        out = subprocess.run(["ps", "-u", name, "-o", "pid="], capture_output=True, text=True)
+        for pid in out.stdout.split():
+            subprocess.run(["kill", "-9", pid], check=False)
+        subprocess.run(["userdel", "--force", "--remove", name], check=False, capture_output=True)
 
 
 def server_side_of(transport: SSHTransport, ssh: SSHInfo) -> set[int]:

@@ -216,7 +216,15 @@ class Job(AwaitableFuture[Any]):
 
     # -- control ----------------------------------------------------------------------
     def cancel(self) -> bool:
-        """scancel the job (pending or running); its future then raises CancelledError."""
+        """scancel the job (pending or running); its future then raises CancelledError.
+
+        Returns:
+            True when it was cancelled, False when it had already ended.
+
+        Raises:
+            ClusterError: SLURM refused (its message says why); the job is left as it was,
+                still tracked.
+        """
         if self.done():
             return False
         self._host.cancel_jobs([self])
@@ -406,7 +414,12 @@ class JobArray(AwaitableFuture[list[Any]]):
         return JobState.COMPLETED
 
     def cancel(self) -> bool:
-        """scancel every task of the array; every unfinished task's future is cancelled."""
+        """scancel every task of the array; every unfinished task's future is cancelled.
+
+        Raises:
+            ClusterError: SLURM refused (its message says why); every task is left as it
+                was, still tracked.
+        """
         pending = [job for job in self.jobs if not job.done()]
         if pending:
             pending[0].cluster.cancel_jobs(pending)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 
-from slurm_magics.core.errors import DependencyError, JobFailedError
+from slurm_magics.core.errors import ClusterError, DependencyError, JobFailedError
 from slurm_magics.core.resources import ResourceError
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.job import Run
@@ -93,6 +93,12 @@ async def run_again(
         for waiting in run.dependents:
             if waiting.dependency and not all(job.done() for job in waiting.jobs):
                 ids = [part.slurm_id for part in waiting.slices]
-                await scheduler.set_dependency(ids, waiting.dependency)
+                try:
+                    await scheduler.set_dependency(ids, waiting.dependency)
+                except ClusterError as refused:
+                    # Not re-armed, it stays DependencyNeverSatisfied: the poller then
+                    # ends it with a DependencyError instead of letting it wait forever.
+                    log.warning("could not wait on the retry again: %s", refused)
+                    continue
                 rearmed.append(waiting)
     return rearmed

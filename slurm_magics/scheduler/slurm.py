@@ -199,10 +199,16 @@ class Scheduler:
         )
 
     async def cancel(self, slurm_ids: Iterable[str]) -> None:
-        """scancel jobs or array tasks ("123", "123_4"); already-ended ones are ignored."""
+        """scancel jobs or array tasks ("123", "123_4"); already-ended ones are ignored.
+
+        Raises:
+            CommandError: SLURM refused (permission denied, controller unreachable, ...);
+                the message holds what scancel said. Ended or unknown ids are no refusal
+                (scancel says nothing about them).
+        """
         ids = sorted(set(slurm_ids))
         if ids:
-            await self._run(["scancel", *ids])
+            (await self._run(["scancel", *ids])).check()
 
     async def requeue(self, slurm_ids: Iterable[str]) -> None:
         """Run ended jobs again under the same ids, starting now (not after SLURM's delay)."""
@@ -210,12 +216,23 @@ class Scheduler:
         if ids:
             (await self._run(["scontrol", "requeue", ids])).check()
             for slurm_id in ids.split(","):
-                await self._run(["scontrol", "update", f"JobId={slurm_id}", "StartTime=now"])
+                started = await self._run(
+                    ["scontrol", "update", f"JobId={slurm_id}", "StartTime=now"]
+                )
+                if started.returncode != 0:  # requeued all the same: it starts after SLURM's delay
+                    log.warning(
+                        "%s; %s starts after SLURM's requeue delay", started.stderr, slurm_id
+                    )
 
     async def set_dependency(self, slurm_ids: Iterable[str], dependency: str) -> None:
-        """Set the dependency of pending jobs again (after an upstream job was requeued)."""
+        """Set the dependency of pending jobs again (after an upstream job was requeued).
+
+        Raises:
+            CommandError: SLURM refused the update; the message holds what scontrol said.
+        """
         for slurm_id in sorted(set(slurm_ids)):
-            await self._run(["scontrol", "update", f"JobId={slurm_id}", f"Dependency={dependency}"])
+            argv = ["scontrol", "update", f"JobId={slurm_id}", f"Dependency={dependency}"]
+            (await self._run(argv)).check()
 
     async def queue(self) -> list[QueueRow]:
         """The user's jobs in the controller, finished ones included (one squeue call)."""

@@ -17,6 +17,7 @@ from typing import Any
 import tornado.web
 from jupyter_server.base.handlers import APIHandler
 
+from slurm_magics.core.errors import ClusterError
 from slurm_magics.core.parsing import SLURM_ID
 from slurm_magics.server.service import LookupFailed, SlurmService
 from slurm_magics.server.views import JSON
@@ -116,6 +117,8 @@ class SlurmAPIHandler(APIHandler):
             body = await action
         except LookupFailed as error:
             raise Refused(error.status, str(error)) from None
+        except ClusterError as error:  # SLURM refused (a cancel, say): say what it said
+            raise Refused(502, f"SLURM refused: {error}") from None
         self.finish(json.dumps(body))
 
     def log_exception(

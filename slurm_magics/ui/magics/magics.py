@@ -60,6 +60,20 @@ def _documented(parser: Callable[[], Any]) -> Callable[[F], F]:
     return decorate
 
 
+def _cancel_one(item: Job | JobArray, label: str) -> str:
+    """Cancel one job or array of the session; what to print. Raises ClusterError when
+    SLURM refuses (the job is then left as it was)."""
+    if isinstance(item, JobArray):
+        unfinished = sum(not job.done() for job in item.jobs)
+        if not unfinished:
+            return f"{described(item, label)} had already finished: nothing to cancel"
+        item.cancel()
+        return f"cancelled {described(item, label)}: {unfinished} unfinished tasks"
+    if item.cancel():
+        return f"cancelled {described(item, label)}"
+    return f"{described(item, label)} had already finished ({item.state.value})"
+
+
 def _finished(slurm_state: str) -> bool:
     try:
         return normalise_state(slurm_state).finished
@@ -240,25 +254,25 @@ class SlurmMagics(Magics):
                 return
         else:
             targets = [self._cancel_target(target) for target in options.targets]
+        refused: list[str] = []  # SLURM's refusals: the others are still cancelled
         foreign = [label for item, label in targets if item is None]
         if foreign:
-            engine.call(default_cluster().scheduler.cancel(foreign))
-            for slurm_id in foreign:
-                print(f"cancelled job {slurm_id} (not from this session)")
+            try:
+                engine.call(default_cluster().scheduler.cancel(foreign))
+            except ClusterError as error:
+                refused.append(f"{', '.join(foreign)}: {error}")
+            else:
+                for slurm_id in foreign:
+                    print(f"cancelled job {slurm_id} (not from this session)")
         for item, label in targets:
             if item is None:
                 continue
-            if isinstance(item, JobArray):
-                unfinished = sum(not job.done() for job in item.jobs)
-                if unfinished:
-                    item.cancel()
-                    print(f"cancelled {described(item, label)}: {unfinished} unfinished tasks")
-                else:
-                    print(f"{described(item, label)} had already finished: nothing to cancel")
-            elif item.cancel():
-                print(f"cancelled {described(item, label)}")
-            else:
-                print(f"{described(item, label)} had already finished ({item.state.value})")
+            try:
+                print(_cancel_one(item, label))
+            except ClusterError as error:
+                refused.append(f"{described(item, label)}: {error}")
+        if refused:
+            raise UsageError("%scancel: not cancelled (SLURM refused):\n" + "\n".join(refused))
 
     def _cancel_target(self, target: str) -> tuple[Tracked | None, str]:
         """(job, label) for a variable, ``VAR[i]`` or a SLURM id; (None, id) for a foreign id."""
