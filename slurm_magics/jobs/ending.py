@@ -7,9 +7,10 @@ or, for an element that may be retried, back to PENDING and queued for a requeue
 
 from __future__ import annotations
 
+import logging
 import time
 
-from slurm_magics.core.errors import JobFailedError
+from slurm_magics.core.errors import ClusterError, JobFailedError
 from slurm_magics.core.outcomes import (
     STDERR_TAIL,
     error_from_outcome,
@@ -21,27 +22,45 @@ from slurm_magics.core.runner import UnloadableResultError
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.job import Job
 from slurm_magics.jobs.retries import wants_retry
-from slurm_magics.transport import Transport
+from slurm_magics.transport import ConnectionLostError, Transport
 
-__all__ = ["Ending", "Key", "note_timing"]
+__all__ = ["READ_PATIENCE", "Ending", "Key", "note_timing"]
+
+log = logging.getLogger(__name__)
 
 Key = tuple[str, int]  # (run id, element)
+#: seconds a result file may fail to read (permissions, SFTP errors) before its job fails
+READ_PATIENCE = 10.0
 
 
 class Ending:
     """Ends jobs' futures; collects the elements to run again (``retries=``)."""
 
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, *, read_patience: float = READ_PATIENCE) -> None:
         self.transport = transport
         self.requeue: dict[Key, BaseException] = {}  # elements to run again, and why
+        self.read_patience = read_patience
+        self._unreadable: dict[tuple[str, int], float] = {}  # (run, item): first failed read
 
     async def from_file(self, job: Job) -> bool:
-        """Resolve a job from its result file; False when there is none (yet)."""
+        """Resolve a job from its result file; False when there is none (yet).
+
+        A result that cannot be read (permissions, a vanished folder, an SFTP error) is
+        read again on later calls (True meanwhile: it is not "no result"); after
+        ``read_patience`` seconds of failures the job fails naming the path and the error.
+        Only a lost connection is raised (the whole poll waits for the cluster).
+        """
         path = f"{job.run.run_dir}/results/{job.item}.pkl"
         try:
             data = await self.transport.read_file(path)
         except FileNotFoundError:
             return False
+        except ConnectionLostError:
+            raise
+        except (OSError, ClusterError) as error:
+            self._unreadable_result(job, path, error)
+            return True
+        self._unreadable.pop((job.run.run_id, job.item), None)
         job.ended_at = job.ended_at or time.time()
         try:
             outcome = load_outcome(data)
@@ -82,9 +101,39 @@ class Ending:
             return
         job._end_failed(state, error)
 
+    def _unreadable_result(self, job: Job, path: str, error: OSError | ClusterError) -> None:
+        key = (job.run.run_id, job.item)
+        now = time.monotonic()
+        first = self._unreadable.setdefault(key, now)
+        if first == now:
+            log.warning("cannot read %s (%s); trying again", path, error)
+        if now - first < self.read_patience:
+            return
+        del self._unreadable[key]
+        failure = JobFailedError(
+            f"job {job.job_id}: its result {path} cannot be read from here "
+            f"({type(error).__name__}: {error}), still after {self.read_patience:.0f} s of "
+            "retries. The job itself may have succeeded: make its run folder readable to "
+            "this user (or connect as its owner), then attach it again (sm.jobs()).",
+            state=JobState.FAILED,
+            job_id=job.job_id,
+            exit_code=None,
+            stderr_tail="",
+            log_paths=job.log_paths(),
+        )
+        failure.__cause__ = error
+        job._end_failed(JobState.FAILED, failure)  # never retried: the run may be fine
+
     async def stderr_tail(self, job: Job) -> str:
-        """The last lines of the job's stderr ("" when there is none)."""
-        return last_lines(await self.transport.read_tail(job.log_paths()[1], STDERR_TAIL))
+        """The last lines of the job's stderr ("" when there is none; a note naming the
+        path and the error when it cannot be read)."""
+        path = job.log_paths()[1]
+        try:
+            return last_lines(await self.transport.read_tail(path, STDERR_TAIL))
+        except ConnectionLostError:
+            raise
+        except (OSError, ClusterError) as error:
+            return f"(cannot read {path}: {type(error).__name__}: {error})"
 
     async def without_result(
         self,

@@ -22,7 +22,7 @@ from slurm_magics.jobs.ending import Ending, Key, note_timing
 from slurm_magics.jobs.job import Job, Run
 from slurm_magics.jobs.retries import run_again
 from slurm_magics.scheduler.slurm import SchedulerBackend
-from slurm_magics.transport import Transport
+from slurm_magics.transport import ConnectionLostError, Transport
 
 __all__ = ["Poller"]
 
@@ -66,6 +66,7 @@ class Poller:
         self._runs: dict[str, Run] = {}
         self._slices: dict[str, Run] = {}
         self._missing_since: dict[Key, float] = {}
+        self._unlisted: dict[str, str] = {}  # folders that cannot be listed, and why
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._next_queue = 0.0
@@ -214,7 +215,15 @@ class Poller:
         }
         consumed: list[str] = []
         for folder in sorted(folders):
-            for name in await self.transport.list_dir(folder):
+            try:
+                names = await self.transport.list_dir(folder)
+            except ConnectionLostError:
+                raise
+            except (OSError, ClusterError) as error:  # its jobs end through squeue instead
+                self._unlistable(folder, error)
+                continue
+            self._unlisted.pop(folder, None)
+            for name in names:
                 base, _, timing = name.partition("@")
                 run_id, _, item_text = base.rpartition(".")
                 run = self._runs.get(run_id)
@@ -226,12 +235,33 @@ class Poller:
                     await self.ending.from_file(job)
                 consumed.append(f"{folder}/{name}")
         if consumed:
-            await self.transport.remove_files(consumed)
+            try:
+                await self.transport.remove_files(consumed)
+            except ConnectionLostError:
+                raise
+            except (OSError, ClusterError) as error:  # seen again next time: read again
+                log.warning("cannot remove sentinels (%s)", error)
         return bool(consumed)
 
+    def _unlistable(self, folder: str, error: OSError | ClusterError) -> None:
+        """Say once per folder (and once more when the error changes) that it cannot be
+        listed: the jobs dropping sentinels there are still followed through squeue."""
+        said = f"{type(error).__name__}: {error}"
+        if self._unlisted.get(folder) != said:
+            self._unlisted[folder] = said
+            log.warning("cannot list %s (%s); following its jobs through squeue", folder, said)
+
     async def resolve_finished(self, run: Run) -> None:
-        """Resolve the jobs of a run whose result files exist (one listing, then reads)."""
-        present = set(await self.transport.list_dir(f"{run.run_dir}/results"))
+        """Resolve the jobs of a run whose result files exist (one listing, then reads);
+        a folder that cannot be listed leaves them to the poll."""
+        folder = f"{run.run_dir}/results"
+        try:
+            present = set(await self.transport.list_dir(folder))
+        except ConnectionLostError:
+            raise
+        except (OSError, ClusterError) as error:
+            self._unlistable(folder, error)
+            return
         for job in run.jobs:
             if not job.done() and f"{job.item}.pkl" in present:
                 await self.ending.from_file(job)
