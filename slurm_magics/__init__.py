@@ -12,6 +12,7 @@
 from typing import Any as _Any
 
 from slurm_magics._version import __version__
+from slurm_magics.api.caching import cache_clear
 from slurm_magics.api.connect import connect
 from slurm_magics.api.data import FileArray, FileValue
 from slurm_magics.api.executor import SlurmExecutor
@@ -52,6 +53,7 @@ __all__ = [
     "Task",
     "__version__",
     "as_completed",
+    "cache_clear",
     "cleanup",
     "connect",
     "gather",

@@ -15,7 +15,8 @@ EXPECTED = {
     "Cluster", "ClusterError", "DependencyError", "FileArray", "FileValue", "Job", "JobArray",
     "JobFailedError",
     "JobState", "RemoteTraceback", "ResourceError", "Resources", "SlurmExecutor",
-    "SlurmMagicsError", "SubmissionError", "Task", "__version__", "as_completed", "cleanup",
+    "SlurmMagicsError", "SubmissionError", "Task", "__version__", "as_completed", "cache_clear",
+    "cleanup",
     "connect", "gather", "jobs", "task",
 }  # fmt: skip
 

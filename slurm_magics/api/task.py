@@ -10,6 +10,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from slurm_magics.api.connect import default_cluster
 from slurm_magics.core.resources import ResourceError, Resources, resources_from_options
+from slurm_magics.jobs.cache import cached
 from slurm_magics.jobs.cluster import Cluster, Condition
 from slurm_magics.jobs.job import Call, Job, JobArray
 from slurm_magics.jobs.retries import DEFAULT_RETRY_ON, check_retry_on
@@ -22,6 +23,7 @@ Scope = Literal["map", "element"]
 ResourcesSpec = Resources | Callable[..., Resources]
 _TASK_OPTIONS = (
     "name", "scope", "chunk_size", "max_concurrent", "resources_variable", "retries", "retry_on",
+    "cache",
 )  # fmt: skip
 
 
@@ -39,6 +41,7 @@ class _Settings:
     condition: Condition
     retries: int = 0
     retry_on: frozenset[str] = DEFAULT_RETRY_ON
+    cache: bool = False
 
 
 def _check_settings(function: Callable[..., Any], settings: _Settings) -> None:
@@ -54,6 +57,8 @@ def _check_settings(function: Callable[..., Any], settings: _Settings) -> None:
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ResourceError(f"retries={retries!r} must be a whole number of at least 0.")
     check_retry_on(settings.retry_on)
+    if not isinstance(settings.cache, bool):
+        raise ResourceError(f"cache={settings.cache!r} must be True or False.")
     if settings.condition not in ("afterok", "afterany"):
         raise ResourceError(f'condition={settings.condition!r} must be "afterok" or "afterany".')
     if not (callable(settings.resources) or isinstance(settings.resources, Resources)):
@@ -141,18 +146,37 @@ class Task(Generic[P, R]):
         ``Any`` rather than the function's own parameter types.
         """
         resources = self._resources_of(*args, **kwargs)
-        run = self._cluster().submit_calls(
-            self.function,
-            [(args, kwargs)],
-            name=self.name,
-            resources=resources,
-            resources_variable=self._settings.resources_variable,
-            after=self._settings.after,
-            condition=self._settings.condition,
-            retries=self._settings.retries,
-            retry_on=self._settings.retry_on,
+        cluster = self._cluster()
+
+        def submit() -> Job:
+            run = cluster.submit_calls(
+                self.function,
+                [(args, kwargs)],
+                name=self.name,
+                resources=resources,
+                resources_variable=self._settings.resources_variable,
+                after=self._settings.after,
+                condition=self._settings.condition,
+                retries=self._settings.retries,
+                retry_on=self._settings.retry_on,
+            )
+            return run.jobs[0]
+
+        if not self._settings.cache:
+            return submit()
+        scope = self._cache_scope(cluster, repr(resources))
+        found = cached(cluster, self.function, [(args, kwargs)], scope, submit, is_array=False)
+        assert isinstance(found, Job)
+        return found
+
+    def _cache_scope(self, cluster: Cluster, resources: str) -> str:
+        """What besides code and arguments a cached call's key covers."""
+        settings = self._settings
+        after = ",".join(job.job_id for job in settings.after)
+        return (
+            f"{cluster.defaults!r}|{resources}|{settings.chunk_size}|{settings.resources_variable}"
+            f"|{settings.condition}:{after}"
         )
-        return run.jobs[0]
 
     def map(self, iterable: Iterable[Any], /, *iterables: Iterable[Any]) -> JobArray:
         """Submit one call per item as ONE array job; returns a JobArray (results in order).
@@ -161,15 +185,31 @@ class Task(Generic[P, R]):
         argument); with a single iterable, a dict item becomes keyword arguments.
         """
         calls: list[Call] = []
-        if iterables:
-            calls = [(tuple(items), {}) for items in zip(iterable, *iterables, strict=False)]
+        firsts, others = list(iterable), [list(more) for more in iterables]
+        if others:
+            calls = [(tuple(items), {}) for items in zip(firsts, *others, strict=False)]
         else:
-            for item in iterable:
+            for item in firsts:
                 calls.append(((), dict(item)) if isinstance(item, Mapping) else ((item,), {}))
         cluster = self._cluster()
         settings = self._settings
         if not calls:
             return JobArray([], [])
+        if settings.cache:
+            uncached = self._replace(cache=False)
+            spec = settings.resources
+            described = repr(spec) if isinstance(spec, Resources) else spec.__qualname__
+            spec_text = f"{described}|{settings.scope}|{settings.overrides!r}"
+            found = cached(
+                cluster,
+                self.function,
+                calls,
+                self._cache_scope(cluster, spec_text),
+                lambda: uncached.map(firsts, *others),
+                is_array=True,
+            )
+            assert isinstance(found, JobArray)
+            return found
         groups: dict[str, tuple[Resources, list[int]]] = {}
         if settings.scope == "element" and not isinstance(settings.resources, Resources):
             for index, (args, kwargs) in enumerate(calls):
@@ -228,6 +268,7 @@ def task(
     cluster: Cluster | None = None,
     retries: int = 0,
     retry_on: Iterable[str] | str = DEFAULT_RETRY_ON,
+    cache: bool = False,
     **resource_options: Any,
 ) -> Task[P, R]: ...
 @overload
@@ -244,6 +285,7 @@ def task(
     cluster: Cluster | None = None,
     retries: int = 0,
     retry_on: Iterable[str] | str = DEFAULT_RETRY_ON,
+    cache: bool = False,
     **resource_options: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 def task(
@@ -259,6 +301,7 @@ def task(
     cluster: Cluster | None = None,
     retries: int = 0,
     retry_on: Iterable[str] | str = DEFAULT_RETRY_ON,
+    cache: bool = False,
     **resource_options: Any,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a task: ``@sm.task(cpus=2, memory="4G", time="00:10:00")``.
@@ -284,6 +327,9 @@ def task(
         cluster: where calls are submitted (default: the default cluster at call time).
         retries: how often one item may run again after a failure in ``retry_on``, >= 0.
         retry_on: SLURM states (and "exception") that trigger a retry.
+        cache: a call whose code, arguments and resources match an earlier successful
+            run returns that run's job without submitting; one matching a run in flight
+            (in any process of this user) returns that job (see ``sm.cache_clear``).
         **resource_options: cpus (int), memory (int MB or "4G"/"500M"), gpus (int),
             time (int minutes, "HH:MM:SS", "D-HH:MM:SS" or a timedelta), partition, nodes,
             account, qos, constraint, extra (dict of further sbatch options).
@@ -313,6 +359,7 @@ def task(
             condition="afterok",
             retries=retries,
             retry_on=check_retry_on(retry_on),
+            cache=cache,
         )
         return Task(fn, settings)
 

@@ -168,6 +168,8 @@ class Job(AwaitableFuture[Any]):
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self._ending = False  # an end state was claimed: live updates no longer apply
+        #: the cache key of a cached call, and whether an earlier run answered it
+        self.cache: Any = None
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -337,6 +339,8 @@ class JobArray(AwaitableFuture[list[Any]]):
         #: the function and the (args, kwargs) of each task, when this process made the
         #: array (``to_dataframe()`` shows them as columns); None for an attached array
         self.calls: tuple[Callable[..., Any], Sequence[Call]] | None = None
+        #: the cache key of a cached map, and whether an earlier run answered it
+        self.cache: Any = None
         self._remaining = len(self.jobs)
         self._lock = threading.Lock()
         for job in self.jobs:
