@@ -16,8 +16,10 @@ from datetime import timedelta
 from typing import Any, Literal
 
 __all__ = [
+    "LENGTH_LIMITS",
     "ResourceError",
     "Resources",
+    "check_length",
     "format_duration",
     "format_memory",
     "format_time",
@@ -59,6 +61,40 @@ _RESERVED_OPTIONS = frozenset(
         "open-mode",
     }
 )
+
+# Lengths (bytes) past which slurmctld refuses a job with "Pathname of a file, directory or
+# other parameter too long", naming no option; measured with `sbatch --test-only` on SLURM
+# 22.05 (the limit passes, one more byte is refused). The job name needs none: it is cut to
+# 64 characters. Scripts have their own limit (core.sbatch).
+LENGTH_LIMITS: Mapping[str, int] = {
+    "account": 1024,
+    "bb": 8192,
+    "cluster-constraint": 1024,
+    "comment": 1024,
+    "constraint": 1024,
+    "input": 4096,
+    "licenses": 1024,
+    "mail-user": 1024,
+    "mcs-label": 1024,
+    "network": 1024,
+    "partition": 1024,
+    "qos": 1024,
+    "reservation": 1024,
+    "wckey": 1024,
+}
+
+
+def check_length(option: str, text: str) -> str:
+    """Return ``text``, or raise ResourceError when SLURM would refuse it as too long for
+    the sbatch option ``option`` (see ``LENGTH_LIMITS``)."""
+    limit = LENGTH_LIMITS.get(option)
+    size = len(text.encode())
+    if limit is not None and size > limit:
+        raise ResourceError(
+            f"{option}={text[:40]!r}... is {size} bytes long: SLURM refuses more than {limit} "
+            f"bytes for --{option}; shorten it."
+        )
+    return text
 
 
 class ResourceError(ValueError):
@@ -203,7 +239,7 @@ def _slurm_name(name: str, value: object, pattern: re.Pattern[str] = _NAME_RE) -
             f"{name}={value!r} is not a valid SLURM {name} name: use letters, digits and "
             "'_', '.', '-' only (check `sinfo`/`sacctmgr show assoc` for the names you may use)."
         )
-    return value
+    return check_length(name, value)
 
 
 def _check_extra(extra: object) -> dict[str, str | bool]:
@@ -234,7 +270,7 @@ def _check_extra(extra: object) -> dict[str, str | bool]:
                     f"extra option {key!r} has value {value!r}: it must be non-empty and fit on "
                     "one line."
                 )
-            checked[option] = text
+            checked[option] = check_length(option, text)
         else:
             raise ResourceError(
                 f"extra option {key!r} has value {value!r} ({type(value).__name__}): use a "

@@ -7,9 +7,10 @@ import re
 import shlex
 from collections.abc import Sequence
 
-from slurm_magics.core.resources import Resources
+from slurm_magics.core.resources import ResourceError, Resources
 
 __all__ = [
+    "MAX_SCRIPT_BYTES",
     "ScriptSpec",
     "check_path",
     "log_path",
@@ -18,6 +19,8 @@ __all__ = [
     "submission_comment",
 ]
 
+#: slurmctld refuses larger batch scripts ("... parameter too long"; SLURM 22.05, measured)
+MAX_SCRIPT_BYTES = 4 * 1024 * 1024
 _UNSAFE_PATH = re.compile(r"[\s\"'\\$`#%]")
 # sbatch reads #SBATCH values like a shell word: '#' starts a comment, '\\' escapes and
 # double quotes group, so a value holding any of these (or whitespace) is quoted and escaped.
@@ -110,7 +113,14 @@ def render_script(spec: ScriptSpec) -> str:
         f"exec {launcher}{shlex.quote(spec.python)} {shlex.quote(spec.runner_path)} "
         f"{shlex.quote(spec.run_dir)} {element}"
     )
-    return "\n".join(lines) + "\n"
+    script = "\n".join(lines) + "\n"
+    if len(script.encode()) > MAX_SCRIPT_BYTES:
+        raise ResourceError(
+            f"the job script is {len(script.encode())} bytes long: SLURM refuses scripts over "
+            f"{MAX_SCRIPT_BYTES} bytes (4 MiB): shorten its extra options or setup lines (put "
+            "long setup in a file on the cluster and `source` it)."
+        )
+    return script
 
 
 def log_path(run_dir: str, slurm_job_id: str, *, stream: str = "out") -> str:
