@@ -1,10 +1,9 @@
-"""A condition variable of a few dozen bytes for futures, where ``threading.Condition`` costs
+"""A condition variable of ~100 bytes for futures, where ``threading.Condition`` costs
 about 1.1 KB: a map of 100,000 tasks keeps one future, so one condition, per task.
 
-Every ``SharedLockCondition`` guards its state with ONE process-wide re-entrant lock (a
-future's state changes are a few assignments long) and keeps its own waiters, so
-``notify_all`` wakes only the threads waiting on that future (``Future.result`` takes any
-wake-up for the end of the future: it must never wake for another one).
+A ``LightCondition`` is its own re-entrant lock (the C ``RLock``, ~60 bytes) and a list of
+waiters made only when a thread waits; ``threading.Condition`` adds a Python object with
+seven bound methods and a deque to every lock.
 """
 
 from __future__ import annotations
@@ -14,22 +13,21 @@ import threading
 from types import TracebackType
 from typing import Any
 
-__all__ = ["SharedLockCondition"]
-
-_LOCK: Any = threading.RLock()  # the C RLock: _release_save/_acquire_restore/_is_owned
+__all__ = ["LightCondition"]
 
 
-class SharedLockCondition:
+class LightCondition:
     """What ``concurrent.futures.Future`` uses of ``threading.Condition``: ``with``,
     ``acquire``/``release``, ``wait(timeout)``, ``notify``/``notify_all``."""
 
-    __slots__ = ("_waiters",)
+    __slots__ = ("_lock", "_waiters")
 
     def __init__(self) -> None:
+        self._lock: Any = threading.RLock()  # C RLock: _release_save, _acquire_restore
         self._waiters: list[Any] | None = None  # made on the first wait
 
     def __enter__(self) -> bool:
-        return bool(_LOCK.acquire())
+        return bool(self._lock.acquire())
 
     def __exit__(
         self,
@@ -37,18 +35,18 @@ class SharedLockCondition:
         error: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        _LOCK.release()
+        self._lock.release()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        """Take the shared lock (re-entrant)."""
-        return bool(_LOCK.acquire(blocking, timeout))
+        """Take the lock (re-entrant)."""
+        return bool(self._lock.acquire(blocking, timeout))
 
     def release(self) -> None:
-        """Release the shared lock once."""
-        _LOCK.release()
+        """Release the lock once."""
+        self._lock.release()
 
     def _is_owned(self) -> bool:
-        return bool(_LOCK._is_owned())
+        return bool(self._lock._is_owned())
 
     def wait(self, timeout: float | None = None) -> bool:
         """Release the lock (however often it is held), sleep until notified or until
@@ -60,7 +58,7 @@ class SharedLockCondition:
         if self._waiters is None:
             self._waiters = []
         self._waiters.append(waiter)
-        saved = _LOCK._release_save()
+        saved = self._lock._release_save()
         notified = False
         try:
             if timeout is None:
@@ -71,7 +69,7 @@ class SharedLockCondition:
                 notified = waiter.acquire(False)
             return notified
         finally:
-            _LOCK._acquire_restore(saved)
+            self._lock._acquire_restore(saved)
             if not notified and self._waiters is not None:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)

@@ -1,4 +1,4 @@
-"""Futures on the shared-lock condition behave as the standard library's, and are small."""
+"""Futures on the light condition behave as the standard library's, and are small."""
 
 from __future__ import annotations
 
