@@ -248,7 +248,8 @@ def render_container_launch(
     runtime: Runtime, image: str, mounts: Sequence[str], *, tls_verify: bool = True
 ) -> tuple[tuple[str, ...], str]:
     """(setup lines, launcher) that run the job's Python inside ``image`` with ``mounts``
-    (absolute cluster folders) at the same paths and the working directory kept."""
+    (absolute cluster folders) and the job's working directory at the same paths, that
+    directory kept as the working directory (Apptainer binds it by itself)."""
     if "@sha256:" not in image:
         raise PackagingError(f"job scripts pin images by digest; {image!r} has no @sha256:.")
     binds = list(dict.fromkeys(mounts))
@@ -258,9 +259,10 @@ def render_container_launch(
         setup = () if tls_verify else ("export ENROOT_ALLOW_HTTP=yes",)
         words = [
             "srun", "--ntasks=1", f"--container-image={enroot}",
-            f"--container-mounts={','.join(f'{b}:{b}' for b in binds)}",
+            f"--container-mounts={','.join(f'{b}:{b}' for b in binds)},",
         ]  # fmt: skip
-        return setup, " ".join(shlex.quote(word) for word in words) + ' --container-workdir="$PWD"'
+        quoted = " ".join(shlex.quote(word) for word in words)
+        return setup, f'{quoted}"$PWD:$PWD" --container-workdir="$PWD"'
     if runtime == "apptainer":
         words = ["apptainer", "exec", "--bind", ",".join(binds)]
         if not tls_verify:
@@ -276,7 +278,7 @@ def render_container_launch(
         for bind in binds:
             words.append(f"--volume={bind}:{bind}")
         quoted = " ".join(shlex.quote(word) for word in words)
-        return (), f'{quoted} --workdir="$PWD" {shlex.quote(image)}'
+        return (), f'{quoted} --volume="$PWD:$PWD" --workdir="$PWD" {shlex.quote(image)}'
     raise PackagingError(f"runtime={runtime!r} must be one of {', '.join(RUNTIMES)}.")
 
 
@@ -301,18 +303,23 @@ def venv_path(root: str, distribution: str, digest: str) -> str:
 
 def render_venv_build(
     python: str, venv: str, wheel: str, *, system_site_packages: bool = True,
-    requirements: Sequence[str] = (),
+    requirements: Sequence[str] = (), unzip: bool = False,
 ) -> str:  # fmt: skip
     """A bash script that makes ``venv`` with ``wheel`` installed, unless it exists.
 
     It builds in a temporary sibling folder and renames it into place; when another build
     won the race the rename fails and its copy is dropped. Prints ``venv:built`` or
-    ``venv:reused`` last. ``requirements`` are installed too (e.g. cloudpickle when the
-    venv does not see the cluster Python's packages).
+    ``venv:reused`` last. A pure-Python wheel (``unzip``) is unpacked into site-packages,
+    which is all pip would do with it; others go through the cluster Python's pip.
+    ``requirements`` (e.g. cloudpickle when the venv does not see the cluster Python's
+    packages) are installed with pip.
     """
     q = shlex.quote
     flags = " --system-site-packages" if system_site_packages else ""
-    pip = '"$tmp/bin/python" -m pip install --quiet --disable-pip-version-check'
+    pip = (
+        f"{q(python)} -m pip install --quiet --disable-pip-version-check "
+        '--target "$purelib" --no-compile'
+    )
     lines = [
         "set -euo pipefail",
         f"final={q(venv)}",
@@ -320,9 +327,26 @@ def render_venv_build(
         'mkdir -p "$(dirname "$final")"',
         'tmp="$final.tmp-$$-$RANDOM"',
         "trap 'rm -rf \"$tmp\"' EXIT",
-        f'{q(python)} -m venv{flags} "$tmp"',
-        f"{pip} --no-deps --no-index {q(wheel)}",
+        # No pip inside the venv (ensurepip is slow): the base Python's pip fills it.
+        f'{q(python)} -m venv --without-pip{flags} "$tmp"',
+        'purelib=$("$tmp/bin/python" -c '
+        "'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])')",
     ]
+    if system_site_packages:
+        # --system-site-packages shows the base interpreter's packages only; when the
+        # cluster's Python is itself a venv, a .pth file adds its site folders too.
+        lines.append(
+            f"{q(python)} -c 'import site; print(*site.getsitepackages(), sep=chr(10))' "
+            '> "$purelib/_slurm_magics_base.pth"'
+        )
+    if unzip:
+        lines.append(
+            '"$tmp/bin/python" -c \'import sys, zipfile; '
+            "zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "
+            f'{q(wheel)} "$purelib"'
+        )
+    else:
+        lines.append(f"{pip} --no-deps --no-index {q(wheel)}")
     if requirements:
         lines.append(f"{pip} {' '.join(q(r) for r in requirements)}")
     lines += [

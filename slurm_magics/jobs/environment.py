@@ -46,12 +46,19 @@ class RemoteEnvironment:
 
 
 async def check_environment(
-    transport: Transport, python: str, setup: Sequence[str] = ()
+    transport: Transport,
+    python: str,
+    setup: Sequence[str] = (),
+    *,
+    launcher: str = "",
+    timeout: float = 120.0,
 ) -> RemoteEnvironment:
-    """Run the setup lines and ``python -c ...`` there; ClusterError unless jobs can run."""
+    """Run the setup lines and ``python -c ...`` there (after ``launcher``, e.g. a
+    container's ``podman run ... IMAGE``); ClusterError unless jobs can run."""
     where = _where(transport)
-    script = "\n".join([*setup, f"{shlex.quote(python)} -c {shlex.quote(_PROBE)}"])
-    result = await transport.run(["bash", "-c", script], timeout=120.0)
+    command = f"{launcher} " if launcher else ""
+    script = "\n".join([*setup, f"{command}{shlex.quote(python)} -c {shlex.quote(_PROBE)}"])
+    result = await transport.run(["bash", "-c", script], timeout=timeout)
     found = [line for line in result.stdout.splitlines() if line.startswith(_TAG)]
     ran = f" after the setup lines {list(setup)!r}" if setup else ""
     if not found:

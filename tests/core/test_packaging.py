@@ -63,6 +63,14 @@ RENDERED = {
         venv_path(ROOT, "tiny-project", "f" * 64),
         f"{ROOT}/wheels/tiny_project-0.1-py3-none-any.whl",
     ),
+    "venv_build_pure_isolated": lambda: render_venv_build(
+        "/opt/python3.11/bin/python3",
+        venv_path(ROOT, "tiny-project", "e" * 64),
+        f"{ROOT}/wheels/tiny_project-0.2-py3-none-any.whl",
+        system_site_packages=False,
+        requirements=["cloudpickle==3.1.1"],
+        unzip=True,
+    ),
 }
 
 

@@ -4,6 +4,7 @@
 #SBATCH --output=/home/me/.slurm_magics/runs/s1-ab12/logs/%A_%a.out
 #SBATCH --error=/home/me/.slurm_magics/runs/s1-ab12/logs/%A_%a.err
 #SBATCH --comment=slurm_magics:s1-ab12.0
+#SBATCH --no-requeue
 #SBATCH --cpus-per-task=1
 #SBATCH --mem=1G
 
