@@ -29,6 +29,7 @@ EXPECTED = {
     "05_failures_and_debugging",
     "06_large_inputs",
     "07_jobs_survive_restarts",
+    "08_pipefunc",
 }
 
 
