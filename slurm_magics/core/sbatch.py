@@ -67,6 +67,21 @@ class ScriptSpec:
     setup: Sequence[str] = ()
     #: marks the job as this submission (its --comment), to find it again after a lost reply
     tag: str = ""
+    #: let SLURM requeue the job (``retries=`` needs it: ``scontrol requeue`` refuses
+    #: --no-requeue jobs); otherwise --no-requeue, unless the user's extra= says otherwise
+    requeue: bool = False
+
+    @property
+    def requeue_option(self) -> str | None:
+        """The requeue line this script adds ("requeue", "no-requeue"), or None when the
+        user's own extra= renders it (extra={"requeue": True} asks for SLURM's requeue)."""
+        extra = self.resources.extra
+        if extra.get("requeue") is False:
+            return "no-requeue"
+        if extra.get("requeue") or extra.get("no-requeue"):
+            return None
+        return "requeue" if self.requeue else "no-requeue"
+
     #: shell words put before the Python (a container launcher, see core.packaging)
     launcher: str = ""
 
@@ -93,6 +108,10 @@ def render_script(spec: ScriptSpec) -> str:
         lines.append(f"#SBATCH --dependency={spec.dependency}")
     if spec.sent_tag:
         lines.append(f"#SBATCH --comment={submission_comment(spec.sent_tag)}")
+    if spec.requeue_option:
+        # SLURM requeues a job whose node failed by default and runs the function again
+        # behind the user's back; how often it runs is what retries= says.
+        lines.append(f"#SBATCH --{spec.requeue_option}")
     for option, value in spec.resources.sbatch_options():
         if value is None:
             lines.append(f"#SBATCH --{option}")

@@ -223,6 +223,7 @@ class Cluster:
             n_elements=1 if array else 0,  # each wave sets its own size and offset
             max_concurrent=max_concurrent,
             setup=self.setup,
+            requeue=retries > 0,  # scontrol requeue (retries) needs it; else --no-requeue
         )
         n_elements = -(-len(calls) // chunk_size) if array else 1
         pending = Pending(

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Iterable
 
 from slurm_magics.core.errors import ClusterError
-from slurm_magics.core.outcomes import dependency_error
+from slurm_magics.core.outcomes import dependency_error, failure_without_result
 from slurm_magics.core.parsing import ClusterConfig, QueueRow
 from slurm_magics.core.states import JobState, normalise_state, state_from_stderr
 from slurm_magics.jobs.ending import Ending, Key, note_timing
 from slurm_magics.jobs.job import Job, Run
-from slurm_magics.jobs.retries import run_again
+from slurm_magics.jobs.retries import count_slurm_requeue, run_again
 from slurm_magics.scheduler.slurm import SchedulerBackend
 from slurm_magics.transport import ConnectionLostError, Transport
 
@@ -156,7 +156,8 @@ class Poller:
         self.running_jobs = sum(row.state == "RUNNING" for row in rows)
         if self.on_queue is not None:
             self.on_queue(rows)
-        ended, absent, never = self._apply_queue(rows)
+        ended, absent, never, put_back = self._apply_queue(rows)
+        changed |= await self._requeued_by_slurm(put_back)
         # An element to run again is requeued once SLURM has ended its attempt (a result
         # can land before the process exits); until then, and in this tick's rows, its
         # old end is not an end.
@@ -201,6 +202,8 @@ class Poller:
             return False
         for key in chosen:
             self._missing_since.pop(key, None)
+            for job in self._jobs_of(key):  # not the old attempt's RUNNING any more
+                job._set_live(JobState.PENDING, "Requeued")
         until = time.monotonic() + 3 * self.max_interval
         self._rearmed.update((run.run_id, until) for run in rearmed)
         self._hot = True
@@ -277,11 +280,12 @@ class Poller:
 
     def _apply_queue(
         self, rows: list[QueueRow]
-    ) -> tuple[dict[Key, QueueRow], list[Key], list[Key]]:
+    ) -> tuple[dict[Key, QueueRow], list[Key], list[Key], list[Key]]:
         seen = {key: row for row in rows for key in self._keys_of(row.array_job_id, row.task_ids)}
         ended: dict[Key, QueueRow] = {}
         absent: list[Key] = []
         never: list[Key] = []
+        put_back: list[Key] = []  # running attempts SLURM requeued by itself
         now = time.time()
         self._hot = False
         for run in self._runs.values():
@@ -304,12 +308,19 @@ class Poller:
                 except ValueError:
                     continue
                 if state is JobState.PENDING:
+                    # Only jobs with retries= may be requeued by SLURM (--requeue; the
+                    # others are --no-requeue): a running attempt back in the queue.
+                    if job.state is JobState.RUNNING and run.retries and key not in self._requeue:
+                        put_back.append(key)
+                        continue
                     job._set_live(JobState.PENDING, found.reason)
                     self._hot |= not any(w in found.reason for w in _NOT_STARTING_SOON)
                     if found.reason == NEVER_SATISFIED:
                         never.append(key)
                 elif state is JobState.RUNNING:
                     self._hot = True
+                    if key in self._requeue:  # the failed attempt still completing
+                        continue
                     if job.state is not JobState.RUNNING and job._set_live(
                         JobState.RUNNING, "", found.nodes
                     ):
@@ -317,7 +328,43 @@ class Poller:
                 else:
                     ended[key] = found
                     self._hot = True
-        return ended, sorted(set(absent)), sorted(set(never))
+        return ended, sorted(set(absent)), sorted(set(never)), sorted(set(put_back))
+
+    async def _requeued_by_slurm(self, keys: list[Key]) -> bool:
+        """SLURM put running attempts back in the queue (their node failed): a retry when
+        retry_on has NODE_FAIL and retries are left, else cancelled and failed NODE_FAIL."""
+        for key in keys:
+            run, jobs = self._runs[key[0]], self._jobs_of(key)
+            if not jobs:
+                continue
+            tail = await self.ending.stderr_tail(jobs[0])
+            detail = "was put back in the queue by SLURM (its node failed, say)"
+            error = failure_without_result(
+                JobState.NODE_FAIL,
+                job_id=jobs[0].job_id,
+                exit_code=None,
+                stderr_tail=tail,
+                log_paths=jobs[0].log_paths(),
+                detail=detail,
+            )
+            if count_slurm_requeue(run, key[1], error, self.on_retry):
+                for job in jobs:
+                    job._set_live(JobState.PENDING, "Requeued")
+                continue
+            note = await self._cancel_never_starting([run.slurm_id_of(key[1])])
+            for job in jobs:
+                job._end_failed(
+                    JobState.NODE_FAIL,
+                    failure_without_result(
+                        JobState.NODE_FAIL,
+                        job_id=job.job_id,
+                        exit_code=None,
+                        stderr_tail=tail,
+                        log_paths=job.log_paths(),
+                        detail=detail + note,
+                    ),
+                )
+        return bool(keys)
 
     def _jobs_of(self, key: Key) -> list[Job]:
         run = self._runs[key[0]]

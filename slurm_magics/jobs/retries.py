@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_RETRY_ON",
     "RETRY_KINDS",
     "check_retry_on",
+    "count_slurm_requeue",
     "failure_kind",
     "run_again",
     "wants_retry",
@@ -65,6 +66,28 @@ def wants_retry(run: Run, element: int, error: BaseException) -> bool:
     if kind is None or kind not in run.retry_on:
         return False
     return run.attempts.get(element, 0) < run.retries
+
+
+def count_slurm_requeue(
+    run: Run,
+    element: int,
+    error: BaseException,
+    on_retry: Callable[[Run, int, int, BaseException], None] | None = None,
+) -> bool:
+    """SLURM requeued a running ``element`` by itself (jobs with retries= are submitted
+    with --requeue, so that ``scontrol requeue`` works, and SLURM requeues them when their
+    node fails): True when that is one of the retries asked for (the attempt is counted),
+    False when it is not (the caller cancels it and fails its jobs with ``error``)."""
+    if not wants_retry(run, element, error):
+        return False
+    attempt = run.attempts[element] = run.attempts.get(element, 0) + 1
+    log.warning(
+        "%s was requeued by SLURM (%s); it runs again (retry %d of %d)",
+        run.slurm_id_of(element), type(error).__name__, attempt, run.retries,
+    )  # fmt: skip
+    if on_retry is not None:
+        on_retry(run, element, attempt, error)
+    return True
 
 
 async def run_again(

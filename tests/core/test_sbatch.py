@@ -178,3 +178,29 @@ def test_sanitise_job_name(name: str, expected: str) -> None:
 def test_log_path() -> None:
     assert log_path("/r", "123_4") == "/r/logs/123_4.out"
     assert log_path("/r", "123", stream="err") == "/r/logs/123.err"
+
+
+@pytest.mark.parametrize(
+    ("extra", "requeue", "lines"),
+    [
+        ({}, False, ["#SBATCH --no-requeue"]),  # SLURM must not run it again by itself
+        ({}, True, ["#SBATCH --requeue"]),  # retries=: scontrol requeue needs it
+        ({"requeue": True}, False, ["#SBATCH --requeue"]),  # the user asks for SLURM's
+        ({"requeue": False}, True, ["#SBATCH --no-requeue"]),
+        ({"no-requeue": True}, True, ["#SBATCH --no-requeue"]),
+    ],
+)
+def test_jobs_are_not_requeued_by_slurm_unless_asked(
+    extra: dict[str, bool], requeue: bool, lines: list[str]
+) -> None:
+    spec = ScriptSpec(
+        name="x",
+        resources=Resources(extra=extra),
+        run_dir="/r",
+        runner_path="/runner.py",
+        python="python3",
+        n_elements=0,
+        requeue=requeue,
+    )
+    rendered = render_script(spec).splitlines()
+    assert [line for line in rendered if "requeue" in line] == lines

@@ -4,6 +4,7 @@
 #SBATCH --output=/scratch/sm/runs/s1-cd34/logs/%A_%a.out
 #SBATCH --error=/scratch/sm/runs/s1-cd34/logs/%A_%a.err
 #SBATCH --comment=slurm_magics:s1-cd34.1000
+#SBATCH --no-requeue
 #SBATCH --mem=500M
 #SBATCH --partition=debug
 

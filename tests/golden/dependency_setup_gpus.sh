@@ -3,6 +3,7 @@
 #SBATCH --output=/scratch/sm/runs/s1-ef56/logs/%j.out
 #SBATCH --error=/scratch/sm/runs/s1-ef56/logs/%j.err
 #SBATCH --dependency=afterok:123:124
+#SBATCH --no-requeue
 #SBATCH --cpus-per-task=1
 #SBATCH --gres=gpu:2
 #SBATCH --time=1-00:00:00

@@ -3,6 +3,7 @@
 #SBATCH --output=/home/me/.slurm_magics/runs/s1-ab12/logs/%j.out
 #SBATCH --error=/home/me/.slurm_magics/runs/s1-ab12/logs/%j.err
 #SBATCH --comment=slurm_magics:s1-ab12.0
+#SBATCH --no-requeue
 #SBATCH --cpus-per-task=2
 #SBATCH --mem=4G
 #SBATCH --time=00:10:00
