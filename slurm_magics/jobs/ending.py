@@ -8,6 +8,7 @@ or, for an element that may be retried, back to PENDING and queued for a requeue
 from __future__ import annotations
 
 import logging
+import asyncio
 import time
 
 from slurm_magics.core.errors import ClusterError, JobFailedError
@@ -63,7 +64,9 @@ class Ending:
         self._unreadable.pop((job.run.run_id, job.item), None)
         job.ended_at = job.ended_at or time.time()
         try:
-            outcome = load_outcome(data)
+            # Unpickling runs the user's code (__setstate__, __reduce__'s callables): off
+            # the engine thread, like their callbacks.
+            outcome = await asyncio.to_thread(load_outcome, data)
         except Exception as error:  # the value (or a file of an older runner) cannot load
             detail = (
                 f"returned a value this Python cannot load: {error}; import the same modules "
