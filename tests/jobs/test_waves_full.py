@@ -109,7 +109,9 @@ def controller() -> Iterator[Path]:
         yield conf
     finally:
         if pid_file.exists():
-            os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, "the test's slurmctld to stop")
         shutil.rmtree(folder, ignore_errors=True)
 
 
