@@ -27,6 +27,7 @@ from slurm_magics.core.errors import (
     SlurmMagicsError,
     SubmissionError,
 )
+from slurm_magics.core.packaging import Packaging
 from slurm_magics.core.resources import ResourceError, Resources
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.cluster import Cluster
@@ -44,6 +45,7 @@ __all__ = [
     "JobArray",
     "JobFailedError",
     "JobState",
+    "Packaging",
     "RemoteTraceback",
     "ResourceError",
     "Resources",

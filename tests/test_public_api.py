@@ -14,7 +14,7 @@ import slurm_magics as sm
 EXPECTED = {
     "Cluster", "ClusterError", "DependencyError", "FileArray", "FileValue", "Job", "JobArray",
     "JobFailedError",
-    "JobState", "RemoteTraceback", "ResourceError", "Resources", "SlurmExecutor",
+    "JobState", "Packaging", "RemoteTraceback", "ResourceError", "Resources", "SlurmExecutor",
     "SlurmMagicsError", "SubmissionError", "Task", "__version__", "as_completed", "cache_clear",
     "cleanup",
     "connect", "gather", "jobs", "task",

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from slurm_magics.core.errors import ClusterError
+from slurm_magics.core.packaging import Packaging, coerce_packaging
 from slurm_magics.core.resources import resources_from_options
 from slurm_magics.jobs.cluster import Cluster
 from slurm_magics.jobs.engine import engine
@@ -40,6 +41,7 @@ def connect(
     client_keys: Sequence[PathLike] | None = None,
     ssh_config: PathLike | Sequence[PathLike] | None = None,
     cancel_on_exit: bool = False,
+    packaging: Packaging | str | None = None,
     **resources: Any,
 ) -> Cluster:
     """Connect to a cluster and make it the default for every task call.
@@ -69,6 +71,10 @@ def connect(
         max_array_size: split arrays below this (default: the cluster's MaxArraySize).
         known_hosts, client_keys, ssh_config: SSH files (paths) instead of the defaults.
         cancel_on_exit: scancel this process's unfinished jobs when it exits.
+        packaging: how jobs get the user's code: "none" (default), "wheel" (the project
+            at or above the working directory, installed into a cached venv there) or
+            ``sm.Packaging.container(...)`` (jobs run inside an image pinned by digest);
+            prepared now, so a failed build, push or image check raises here.
         **resources: default resources of every job (as for ``sm.task``: cpus, memory in
             MB or "4G", time in minutes or "HH:MM:SS", partition, ...).
 
@@ -77,10 +83,12 @@ def connect(
 
     Raises:
         ClusterError: the cluster cannot be reached or used (SSH login, unknown host key,
-            no SLURM, wrong Python or no cloudpickle there), with what to do.
+            no SLURM, wrong Python or no cloudpickle there), with what to do;
+            ``PackagingError`` (a ClusterError) when packaging fails.
         ResourceError: a default resource is invalid.
     """
     defaults = resources_from_options(**resources)
+    packaging = coerce_packaging(packaging)
     if host is not None:
         if backend == "local":
             raise ClusterError(
@@ -105,6 +113,7 @@ def connect(
             setup=setup,
             max_array_size=max_array_size,
             cancel_on_exit=cancel_on_exit,
+            packaging=packaging,
         )
         set_default(cluster)
         return cluster
@@ -141,6 +150,7 @@ def connect(
         setup=setup,
         max_array_size=max_array_size,
         cancel_on_exit=cancel_on_exit,
+        packaging=packaging,
     )
     set_default(cluster)
     return cluster

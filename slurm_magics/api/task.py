@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 from slurm_magics.api.connect import default_cluster
+from slurm_magics.core.packaging import Packaging, coerce_packaging
 from slurm_magics.core.resources import ResourceError, Resources, resources_from_options
 from slurm_magics.jobs.cache import cached
 from slurm_magics.jobs.cluster import Cluster, Condition
@@ -23,7 +24,7 @@ Scope = Literal["map", "element"]
 ResourcesSpec = Resources | Callable[..., Resources]
 _TASK_OPTIONS = (
     "name", "scope", "chunk_size", "max_concurrent", "resources_variable", "retries", "retry_on",
-    "cache",
+    "cache", "packaging",
 )  # fmt: skip
 
 
@@ -42,6 +43,7 @@ class _Settings:
     retries: int = 0
     retry_on: frozenset[str] = DEFAULT_RETRY_ON
     cache: bool = False
+    packaging: Packaging | None = None  # None: the cluster's own
 
 
 def _check_settings(function: Callable[..., Any], settings: _Settings) -> None:
@@ -108,10 +110,17 @@ class Task(Generic[P, R]):
 
     # -- variants ------------------------------------------------------------------------
     def with_options(self, **options: Any) -> Task[P, R]:
-        """The same task with other resources or options for the next calls (per call)."""
+        """The same task with other resources or options for the next calls (per call).
+
+        Besides resources and task options, ``packaging=`` ("none", "wheel" or
+        ``sm.Packaging.container(...)``) runs these calls with another packaging than the
+        cluster's; it is prepared at the first call (PackagingError then, before submission).
+        """
         task_options = {k: options.pop(k) for k in list(options) if k in _TASK_OPTIONS}
         if "retry_on" in task_options:
             task_options["retry_on"] = check_retry_on(task_options["retry_on"])
+        if "packaging" in task_options:  # checked now; prepared on the cluster at first use
+            task_options["packaging"] = coerce_packaging(task_options["packaging"])
         extra = self._settings.overrides.merged(resources_from_options(**options))
         return self._replace(overrides=extra, **task_options)
 
@@ -159,6 +168,7 @@ class Task(Generic[P, R]):
                 condition=self._settings.condition,
                 retries=self._settings.retries,
                 retry_on=self._settings.retry_on,
+                packaging=self._settings.packaging,
             )
             return run.jobs[0]
 
@@ -243,6 +253,7 @@ class Task(Generic[P, R]):
                 condition=settings.condition,
                 retries=settings.retries,
                 retry_on=settings.retry_on,
+                packaging=settings.packaging,
             )
             runs.append(run)
             for index, job in zip(indices, run.jobs, strict=True):

@@ -32,11 +32,11 @@ from slurm_magics.core.sbatch import ScriptSpec, check_path
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.environment import check_environment
 from slurm_magics.jobs.job import Call, Job, JobArray, Run, jobs_of
+from slurm_magics.jobs.packaging import Launches, Packaging
 from slurm_magics.jobs.poller import Poller
 from slurm_magics.jobs.recording import record_submission
 from slurm_magics.jobs.registry import Registry, default_registry
 from slurm_magics.jobs.retries import DEFAULT_RETRY_ON
-from slurm_magics.jobs.shipping import ship_local_modules
 from slurm_magics.jobs.waves import Pending, Waves, dependency_expression
 from slurm_magics.scheduler.slurm import Scheduler, SchedulerBackend
 from slurm_magics.transport import Transport
@@ -67,6 +67,7 @@ class Cluster:
         scheduler: SLURM's commands (default) or the local backend.
         registry: where runs are recorded (default: the user's SQLite registry).
         cancel_on_exit: scancel this object's unfinished jobs when the process exits.
+        packaging: "none", "wheel" or ``sm.Packaging.container(...)``, prepared now.
 
     Raises:
         ClusterError: the cluster cannot be used (no SLURM, wrong Python, no cloudpickle,
@@ -86,6 +87,7 @@ class Cluster:
         scheduler: SchedulerBackend | None = None,
         registry: Registry | None = None,
         cancel_on_exit: bool = False,
+        packaging: Packaging | str | None = None,
     ) -> None:
         self.transport = transport
         self.scheduler: SchedulerBackend = scheduler or Scheduler(transport)
@@ -99,6 +101,7 @@ class Cluster:
         self.live_runs: dict[str, Run] = {}
         self.live_arrays: dict[str, JobArray] = {}
         self._closed = False
+        self._packaging = packaging  # prepared in _prepare, with the rest
         self.config, self.root, self.runner_path = engine.call(self._prepare(root))
         limit = self.config.max_array_size
         self.max_array_size = min(limit, max_array_size) if max_array_size else limit
@@ -136,6 +139,8 @@ class Cluster:
         code = _runner_source()
         runner_path = f"{root}/runner-{hashlib.sha256(code).hexdigest()[:12]}.py"
         await self.transport.write_files({runner_path: code})
+        self.launches = Launches(self._packaging, self.transport, root, self.python, self.setup)
+        await self.launches.get()  # a failed build, push or image check raises here
         return config, root, runner_path
 
     def __repr__(self) -> str:
@@ -182,6 +187,7 @@ class Cluster:
         condition: Condition = "afterok",
         retries: int = 0,
         retry_on: frozenset[str] = DEFAULT_RETRY_ON,
+        packaging: Packaging | str | None = None,
     ) -> Run:
         """Submit calls of one function as one job (``array=False``) or one array job."""
         if self._closed:
@@ -191,7 +197,7 @@ class Cluster:
             self._check_dependency(dependency, condition)
             if not dependency.done():
                 upstream.append(dependency)
-        ship_local_modules()
+        launch = self.launches.ship(packaging)  # None: the cluster's own
         table = ArgumentTable(functools.partial(self._reference, upstream))
         table.extend(calls)
         effective = self.defaults.merged(resources)
@@ -219,10 +225,11 @@ class Cluster:
             resources=effective,
             run_dir=run.run_dir,
             runner_path=self.runner_path,
-            python=self.python,
+            python=launch.python,
             n_elements=1 if array else 0,  # each wave sets its own size and offset
             max_concurrent=max_concurrent,
-            setup=self.setup,
+            setup=(*self.setup, *launch.setup),
+            launcher=launch.launcher,
             requeue=retries > 0,  # scontrol requeue (retries) needs it; else --no-requeue
         )
         n_elements = -(-len(calls) // chunk_size) if array else 1

@@ -13,6 +13,7 @@ import site
 import sys
 import sysconfig
 import types
+from collections.abc import Iterable
 
 import cloudpickle
 
@@ -43,10 +44,19 @@ def _is_local(name: str, path: str) -> bool:
 _registered: set[str] = set()
 
 
-def ship_local_modules() -> None:
-    """Register every imported, not-installed, top-level module to be pickled by value."""
+def ship_local_modules(by_reference: Iterable[str] = ()) -> None:
+    """Register every imported, not-installed, top-level module to be pickled by value,
+    except ``by_reference``: modules the job's packaging installs (a wheel's packages)."""
+    for name in by_reference:
+        module = sys.modules.get(name)
+        if name in _registered and isinstance(module, types.ModuleType):
+            cloudpickle.unregister_pickle_by_value(module)
+            _registered.discard(name)
+    skip = set(by_reference)
     for name, module in list(sys.modules.items()):
         if "." in name or name in _registered or not isinstance(module, types.ModuleType):
+            continue
+        if name in skip:
             continue
         path = getattr(module, "__file__", None)
         if not path or not _is_local(name, path):

@@ -7,6 +7,7 @@ launcher for an image, the cluster's Python for ``"none"`` -- once per cluster.
 
 from __future__ import annotations
 
+from slurm_magics.core.packaging import Packaging
 from slurm_magics.jobs.packaging.container import detect_runtime, prepare_container
 from slurm_magics.jobs.packaging.image import BuildProgress, build_image, push_image
 from slurm_magics.jobs.packaging.launches import Launches
@@ -16,6 +17,7 @@ from slurm_magics.jobs.packaging.wheel import build_wheel, find_project, prepare
 __all__ = [
     "BuildProgress",
     "Launches",
+    "Packaging",
     "build_image",
     "build_wheel",
     "detect_runtime",

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from slurm_magics.core.packaging import Launch, Packaging, coerce_packaging
+from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.packaging.prepare import prepare_launch
+from slurm_magics.jobs.shipping import ship_local_modules
 from slurm_magics.transport import Transport
 
 __all__ = ["Launches"]
@@ -19,15 +21,20 @@ class Launches:
     ``venv_reuses``, ``images_pinned``.
     """
 
-    def __init__(self, default: Packaging | str | None) -> None:
+    def __init__(
+        self,
+        default: Packaging | str | None,
+        transport: Transport,
+        root: str,
+        python: str,
+        setup: tuple[str, ...],
+    ) -> None:
+        """``default``: the cluster's packaging; the rest: where launches are prepared
+        (the cluster's transport, root folder, Python and setup lines)."""
         self.default = coerce_packaging(default)
         self.events: dict[str, int] = {}
         self._prepared: dict[Packaging, Launch] = {}
         self._lock = asyncio.Lock()
-        self._where: tuple[Transport, str, str, tuple[str, ...]] | None = None
-
-    def bind(self, transport: Transport, root: str, python: str, setup: tuple[str, ...]) -> None:
-        """Where launches are prepared: the cluster's transport, root, Python and setup."""
         self._where = (transport, root, python, setup)
 
     async def get(self, packaging: Packaging | str | None = None) -> Launch:
@@ -35,7 +42,6 @@ class Launches:
         chosen = self.default if packaging is None else coerce_packaging(packaging)
         async with self._lock:  # two first uses never build the same thing twice
             if chosen not in self._prepared:
-                assert self._where is not None, "bind() first"
                 transport, root, python, setup = self._where
                 self._prepared[chosen] = await prepare_launch(
                     chosen,
@@ -46,3 +52,11 @@ class Launches:
                     events=self.events,
                 )
             return self._prepared[chosen]
+
+    def ship(self, packaging: Packaging | str | None = None) -> Launch:
+        """From a user thread, before a submission: the Launch of ``packaging`` (prepared
+        on the engine's loop at first use), with the user's local modules registered to
+        travel by value except those the packaging installs."""
+        launch = engine.call(self.get(packaging))
+        ship_local_modules(launch.by_reference)
+        return launch
