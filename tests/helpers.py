@@ -20,6 +20,7 @@ import pytest
 
 import slurm_magics as sm
 from slurm_magics.devcluster import SSHInfo, load_info
+from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.job import Job, JobArray, Run, Slice
 from slurm_magics.scheduler.local import LocalScheduler
 from slurm_magics.transport import SSHTransport
@@ -69,15 +70,28 @@ def squeue_ids() -> set[str]:
     return set(out.split())
 
 
-def still_queued(ids: set[str], within: float = 30.0) -> set[str]:
-    """Those of ``ids`` still pending, running or completing after ``within`` seconds.
+def queued_ids(cluster: sm.Cluster) -> set[str]:
+    """Ids ("123", "123_4") still pending, running or completing in the scheduler that runs
+    ``cluster``'s jobs: the local backend's own queue for its jobs, else SLURM's squeue."""
+    if not isinstance(cluster.scheduler, LocalScheduler):
+        return squeue_ids()
+    rows = engine.call(cluster.scheduler.queue())
+    live = [row for row in rows if row.state in ("PENDING", "RUNNING")]
+    return {row.array_job_id for row in live} | {
+        f"{row.array_job_id}_{task}" for row in live for task in row.task_ids or ()
+    }
+
+
+def still_queued(cluster: sm.Cluster, ids: set[str], within: float = 30.0) -> set[str]:
+    """Those of ``ids`` still pending, running or completing after ``within`` seconds, in
+    the scheduler that runs ``cluster``'s jobs (see ``queued_ids``).
 
     A cancelled running task passes through COMPLETING while slurmd kills it; one whose
     launch raced the cancel lasts until SIGKILL after the dev cluster's KillWait (10 s).
     """
     deadline = time.monotonic() + within
     while True:
-        left = ids & squeue_ids()
+        left = ids & queued_ids(cluster)
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.5)

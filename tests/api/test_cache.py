@@ -13,7 +13,7 @@ import pytest
 import slurm_magics as sm
 from slurm_magics.jobs import cache
 from tests.api.cached_work import fails_once, size_of, slow_square
-from tests.helpers import connect_source, squeue_ids
+from tests.helpers import connect_source, queued_ids
 
 pytestmark = pytest.mark.cluster
 
@@ -107,4 +107,4 @@ def test_another_kernel_attaches_to_the_run_in_flight(
     assert (job_id, reused, key, sbatches) == (first.job_id, "True", first.cache.key, "0")
     assert value == "121"
     assert first.result(timeout=120)[0] == 121
-    assert first.job_id not in squeue_ids()
+    assert first.job_id not in queued_ids(cluster)

@@ -57,7 +57,7 @@ def test_downstream_of_a_failure_gets_dependency_error_and_nothing_stays_pending
             job.result(timeout=60)
     assert time.monotonic() - start < 30
     assert middle.state is sm.JobState.DEPENDENCY_FAILED
-    assert not still_queued({middle.job_id, last.job_id})
+    assert not still_queued(cluster, {middle.job_id, last.job_id})
 
 
 def test_slurm_dependency_never_satisfied_is_noticed(
@@ -70,7 +70,7 @@ def test_slurm_dependency_never_satisfied_is_noticed(
     downstream = sm.task(lambda: "never", memory="100M").after(upstream)()
     with pytest.raises(sm.DependencyError):
         downstream.result(timeout=60)
-    assert not still_queued({downstream.job_id})
+    assert not still_queued(cluster, {downstream.job_id})
 
 
 def test_already_failed_dependency_raises_at_once_and_submits_nothing(
@@ -136,7 +136,7 @@ def test_cancel_a_running_job_and_a_whole_array(cluster: sm.Cluster) -> None:
     arr = sm.task(sleep_then, memory="100M").map([300] * 30)
     assert arr.cancel()
     assert all(j.cancelled() for j in arr)
-    assert not still_queued({job.job_id, arr.job_id} | {j.job_id for j in arr})
+    assert not still_queued(cluster, {job.job_id, arr.job_id} | {j.job_id for j in arr})
 
 
 def test_awaiting_never_cancels(cluster: sm.Cluster) -> None:

@@ -14,7 +14,7 @@ import pytest
 import slurm_magics as sm
 from slurm_magics.core.states import JobState
 from slurm_magics.ui.widgets import SweepProgress, refresher
-from tests.helpers import connect_source, count_messages, squeue_ids, wait_until
+from tests.helpers import connect_source, count_messages, queued_ids, wait_until
 
 pytestmark = pytest.mark.cluster
 
@@ -57,7 +57,7 @@ def test_sweep_of_10000_held_tasks_stays_responsive(cluster: sm.Cluster) -> None
     wait_until(lambda: sweep not in refresher)
     assert "cancelled <b>10000</b>" in sweep.html.value
     assert sweep.cancel_button.disabled
-    wait_until(lambda: array.job_id not in {i.split("_")[0] for i in squeue_ids()}, 30)
+    wait_until(lambda: array.job_id not in {i.split("_")[0] for i in queued_ids(cluster)}, 30)
 
 
 # A .ipy script as a terminal user would type it (a cell magic in a script takes the rest of
