@@ -35,6 +35,8 @@ BACKOFF = 1.5
 NEVER_SATISFIED = "DependencyNeverSatisfied"
 REQUEUE_SETTLE = 3.0  # seconds between seeing a failed attempt ended and requeuing it
 
+_TAKEN_OUT = "was cancelled while pending, outside this session (scancel of the task, the panel)"
+
 # Pending reasons of tasks that will not start by themselves any moment.
 _NOT_STARTING_SOON = ("Dependency", "Held", "BeginTime", "Limit")
 
@@ -77,6 +79,8 @@ class Poller:
         self._requeue = self.ending.requeue  # elements to run again, and why
         self._ended_seen: dict[Key, float] = {}  # when an element to requeue was seen ended
         self._rearmed: dict[str, float] = {}  # runs whose dependency was set again, until when
+        self._seen_pending: set[Key] = set()  # elements pending at the last squeue
+        self._taken_out: set[Key] = set()  # ... then gone without a row: cancelled while pending
         #: called with each squeue's rows (the waves count the user's jobs in them)
         self.on_queue: Callable[[list[QueueRow]], None] | None = None
         #: called as on_retry(run, element, attempt, error) for each new attempt
@@ -286,6 +290,7 @@ class Poller:
         absent: list[Key] = []
         never: list[Key] = []
         put_back: list[Key] = []  # running attempts SLURM requeued by itself
+        pending: set[Key] = set()
         now = time.time()
         self._hot = False
         for run in self._runs.values():
@@ -299,6 +304,11 @@ class Poller:
                 if found is None:
                     if key[1] >= submitted:
                         continue
+                    if key in self._seen_pending:
+                        # Pending at the last squeue, gone now without a row of its own (a
+                        # task that starts gets one, and keeps it for MinJobAge): scancel
+                        # took it out of its array's pending range; sacct never lists it.
+                        self._taken_out.add(key)
                     if now - run.submitted_at > 5.0:  # sbatch registers synchronously; be safe
                         absent.append(key)
                     self._hot = True
@@ -314,6 +324,7 @@ class Poller:
                         put_back.append(key)
                         continue
                     job._set_live(JobState.PENDING, found.reason)
+                    pending.add(key)
                     self._hot |= not any(w in found.reason for w in _NOT_STARTING_SOON)
                     if found.reason == NEVER_SATISFIED:
                         never.append(key)
@@ -328,6 +339,7 @@ class Poller:
                 else:
                     ended[key] = found
                     self._hot = True
+        self._seen_pending = pending
         return ended, sorted(set(absent)), sorted(set(never)), sorted(set(put_back))
 
     async def _requeued_by_slurm(self, keys: list[Key]) -> bool:
@@ -483,6 +495,14 @@ class Poller:
                 continue
             first = self._missing_since.setdefault(key, now)
             tail = await self.ending.stderr_tail(jobs[0])
+            if key in self._taken_out and (
+                key not in rows or not normalise_state(rows[key][0]).finished
+            ):
+                self._taken_out.discard(key)
+                changed |= await self._end_without_sentinel(
+                    key, jobs, JobState.CANCELLED, None, tail, _TAKEN_OUT
+                )
+                continue
             if key in rows:
                 state = normalise_state(rows[key][0], stderr=tail)
                 if state.finished and (
