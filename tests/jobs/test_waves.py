@@ -20,6 +20,9 @@ import pytest
 
 import slurm_magics as sm
 from slurm_magics.core.states import JobState
+from slurm_magics.jobs.engine import engine
+from slurm_magics.ui.magics.queue import waiting_lines
+from slurm_magics.ui.widgets.sweep import SweepProgress
 from tests.helpers import require_cluster
 
 pytestmark = pytest.mark.cluster
@@ -128,10 +131,13 @@ def test_a_map_with_no_room_waits_then_runs_when_room_appears(
     time.sleep(3)  # a few poll ticks: still nothing of it may be queued
     assert queued_in(qos3) == 3
     assert array.job_ids == []
-    assert {job.reason for job in array} == {
-        f"waiting for room: MaxSubmitJobsPerUser 3 (QOS {qos3})"
-    }
+    reason = f"waiting for room: MaxSubmitJobsPerUser 3 (QOS {qos3})"
+    assert {job.reason for job in array} == {reason}
     assert array.state is JobState.PENDING
+    # what the sweep widget and %squeue show
+    assert f"4 tasks {reason}" in SweepProgress(array).text()
+    (line,) = waiting_lines(engine.call(waves_cluster.waves.waiting()))
+    assert (line.name, line.state, line.tasks, line.where) == ("square", "PENDING", 4, reason)
     blockers.cancel()
     assert array.result(timeout=300) == [0, 1, 4, 9]
     assert len(array.job_ids) >= 2  # three fit first, the fourth in a later wave

@@ -7,6 +7,7 @@ No widget per task.
 
 from __future__ import annotations
 
+import html
 import threading
 import time
 from typing import Any
@@ -15,9 +16,10 @@ import ipywidgets as w
 
 from slurm_magics.jobs.job import JobArray
 from slurm_magics.ui.widgets.refresh import refresher, widget_bundle
+from slurm_magics.ui.widgets.sweep_details import SweepDetails
 from slurm_magics.ui.widgets.text import all_ended, array_html, array_text, sweep_counts
 
-__all__ = ["SweepProgress", "array_elapsed", "first_failure"]
+__all__ = ["SweepProgress", "array_elapsed", "first_failure", "waiting_note"]
 
 
 def array_elapsed(array: JobArray, finished: bool, now: float | None = None) -> float | None:
@@ -43,6 +45,15 @@ def first_failure(array: JobArray) -> str:
     return ""
 
 
+def waiting_note(array: JobArray) -> str:
+    """ "700 tasks waiting for room: MaxSubmitJobsPerUser 300 (QOS normal)" while tasks wait
+    on the client under the cluster's job limits (not in SLURM yet), else ""."""
+    waiting = [job for job in array.jobs if job.reason.startswith("waiting for room")]
+    if not waiting:
+        return ""
+    return f"{len(waiting)} tasks {waiting[0].reason}"
+
+
 class SweepProgress:
     """Counts pending/running/done/failed/cancelled tasks of an array, with Cancel."""
 
@@ -56,7 +67,9 @@ class SweepProgress:
             disabled=array.done() and self._finished(),
         )
         self.cancel_button.on_click(lambda _: self.array.cancel())
-        self.widget = w.VBox([self.html, w.HBox([self.cancel_button])])
+        self.details = SweepDetails(array)
+        self.details.wake = lambda: refresher.add(self)
+        self.widget = w.VBox([self.html, w.HBox([self.cancel_button]), self.details.widget])
         self._shown = self.html.value
         self._lock = threading.Lock()
         refresher.add(self)
@@ -71,12 +84,16 @@ class SweepProgress:
         counts = self.counts()
         finished = all_ended(counts)
         error = first_failure(self.array) if counts["failed"] else ""
-        return array_html(self.array, counts, array_elapsed(self.array, finished), error)
+        shown = array_html(self.array, counts, array_elapsed(self.array, finished), error)
+        note = waiting_note(self.array) if counts["pending"] else ""
+        return shown + (f'<div style="color:#757575">{html.escape(note)}</div>' if note else "")
 
     def text(self) -> str:
         counts = self.counts()
         finished = all_ended(counts)
-        return array_text(self.array, counts, array_elapsed(self.array, finished))
+        note = waiting_note(self.array) if counts["pending"] else ""
+        line = array_text(self.array, counts, array_elapsed(self.array, finished))
+        return f"{line}; {note}" if note else line
 
     def __repr__(self) -> str:
         return f"<SweepProgress {self.text()}>"
@@ -93,4 +110,4 @@ class SweepProgress:
                 self.html.value = self._shown = value
             if finished and not self.cancel_button.disabled:
                 self.cancel_button.disabled = True
-            return finished
+            return self.details.refresh(finished)
