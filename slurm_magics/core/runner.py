@@ -295,6 +295,11 @@ def main(argv: list[str]) -> int:
     if len(argv) != 3:
         sys.stderr.write("usage: runner.py RUN_DIR ELEMENT\n")
         return 2
+    # Line by line into the log files, so a notebook following a task sees each print
+    # within a second instead of when a block buffer fills.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(line_buffering=True)
     return run_element(argv[1], int(argv[2]))
 
 

@@ -11,7 +11,7 @@ import slurm_magics as sm
 from slurm_magics.core.efficiency import TaskUsage
 from slurm_magics.core.resources import parse_memory
 from slurm_magics.jobs.efficiency import EfficiencyReport
-from tests.helpers import wait_for
+from tests.helpers import sibling, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -42,8 +42,12 @@ def test_sweep_report_matches_what_tasks_used(cluster: sm.Cluster) -> None:
     # slurmdbd may lag a few seconds behind the queue: ask until every task is in
     before = cluster.counters.get("sacct", 0)
     reports: list[EfficiencyReport] = []
-    wait_for(lambda: _complete(reports[-1]) if not reports.append(arr.efficiency()) else 0,
-             timeout=60, what="accounting of all three tasks")  # fmt: skip
+
+    def complete() -> bool:
+        reports.append(arr.efficiency())
+        return _complete(reports[-1])
+
+    wait_for(complete, timeout=60, what="accounting of all three tasks")
     report = reports[-1]
     assert report.queries == 1
     assert cluster.counters.get("sacct", 0) - before == len(reports)  # ONE sacct per report
@@ -77,19 +81,24 @@ def test_sweep_report_matches_what_tasks_used(cluster: sm.Cluster) -> None:
 
 
 @pytest.mark.slurm_only
-def test_report_of_a_job_from_an_earlier_session(cluster: sm.Cluster, local: sm.Cluster) -> None:
+def test_report_of_a_job_from_an_earlier_session(cluster: sm.Cluster) -> None:
     job = hog.on(cluster)(1)
     job.result(timeout=300)
-    found = sm.Job.attach(job.job_id, cluster=local)  # another Cluster: rebuilt from registry
-    assert found is not job and isinstance(found, sm.Job)
-    report = wait_for(
-        lambda: (r := found.efficiency()).missing == 0 and r.tasks[0][1].max_rss and r,
-        timeout=60,
-        what="accounting of the job",
-    )
+    other = sibling(cluster)  # as a new kernel: its own Cluster, the job from the registry
+    try:
+        found = sm.Job.attach(job.job_id, cluster=other)
+        assert found is not job and isinstance(found, sm.Job)
+        report = wait_for(
+            lambda: (r := found.efficiency()).missing == 0 and r.tasks[0][1].max_rss and r,
+            timeout=60,
+            what="accounting of the job",
+        )
+    finally:
+        other.close()
     usage = report.tasks[0][1]
+    assert usage is not None and usage.max_rss is not None
     assert usage.max_rss >= HOG_MB * MIB
-    assert "measured locally" not in str(report) and "sacct" in str(report)
+    assert report.source == "sacct" and "(sacct)" in str(report)
 
 
 @pytest.mark.slurm_only

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from slurm_magics.core.parsing import unset
+from slurm_magics.core.reasons import explain_reason
 from slurm_magics.core.resources import format_duration
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.job import Job, JobArray
@@ -64,7 +65,7 @@ def job_elapsed(job: Job, now: float | None = None) -> float | None:
 def _job_facts(job: Job, now: float | None) -> tuple[str, str]:
     state = job.state
     if state is JobState.PENDING:
-        reason = "" if unset(job.reason) else f" ({job.reason})"
+        reason = "" if unset(job.reason) else f" ({explain_reason(job.reason)})"
         where = f"waiting{reason}"
     elif state is JobState.RUNNING:
         where = f"on {job.node}" if job.node else "running"
