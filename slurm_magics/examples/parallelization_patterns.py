@@ -3,7 +3,9 @@
     python -m slurm_magics.examples.parallelization_patterns --pattern all
     python -m slurm_magics.examples.parallelization_patterns --pattern sweep --backend local
     python -m slurm_magics.examples.parallelization_patterns --hostname login.hpc.org \\
-        --username me --partition debug
+        --username me --partition debug --pattern all --packaging container \\
+        --packaging-registry registry:5000/parallel-patterns --packaging-platform linux/amd64 \\
+        --packaging-tls-verify false
 
 Each pattern prints its phases as they happen and a summary line: jobs submitted, array
 tasks, wall time and the scheduler commands it cost.
@@ -24,6 +26,7 @@ import cloudpickle
 
 import slurm_magics as sm
 from slurm_magics.examples.cli import positive_int, run_main
+from slurm_magics.examples.packaging_flags import add_packaging_arguments, packaging_from
 
 __all__ = [
     "Summary",
@@ -199,6 +202,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--size", type=positive_int, default=40, help="work per pattern (default 40)"
     )
+    add_packaging_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -216,6 +220,7 @@ def run(options: argparse.Namespace) -> int:
         user=options.username,
         port=options.port,
         backend=options.backend,
+        packaging=packaging_from(options),
         **resources,
     )
     print(f"connected to {cluster!r}")
