@@ -117,6 +117,7 @@ class Waves:
         self._unseen: set[str] = set()
         self._said: set[str] = set()  # limits already announced
         self._refused_until = 0.0
+        self._queue_seen = False  # squeue counted the user's jobs at least once
         self._refusals = 0
         self._pumping: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one pump at a time: never the same slice twice
@@ -140,6 +141,7 @@ class Waves:
     def on_queue(self, rows: list[QueueRow]) -> None:
         """The poller's squeue rows (the user's jobs): count them, then submit what fits."""
         counts = count_queue(rows)
+        self._queue_seen = True
         in_qos: collections.Counter[str] = collections.Counter()
         seen = set()
         for row in rows:
@@ -215,6 +217,10 @@ class Waves:
                 self.queue.popleft()
                 _settle(pending)
                 continue
+            room, limit = self._room(pending)
+            if room == 0 and limit is not None and limit.value == 0:
+                self._failed(pending, _no_room_ever(pending.run.name, limit))
+                continue
             reason = self._blocked(pending)
             if reason:
                 self._wait(reason)
@@ -283,6 +289,7 @@ class Waves:
             self._failed(pending, error)
             return True
         self._refusals = 0
+        pending.cap = min(pending.cap * 2, 1 << 62)  # after a refusal: grow back
         run.slices.append(Slice(slurm_id, first, spec.n_elements))
         run.dependency = spec.dependency or run.dependency
         pending.next = first + max(n, 1)
@@ -303,11 +310,14 @@ class Waves:
 
     def _refused(self, pending: Pending, refusal: Refusal, n: int) -> bool:
         """A limit refused the slice: wait (later, or with a smaller slice), or fail."""
-        nothing_queued = self.counts.active == 0 and not self._unseen
-        if n > 1 and refusal.limit != "MaxJobCount":
-            pending.cap = max(1, n // 2)  # the limit may be below this slice: try less
+        if n > 1:
+            pending.cap = max(1, n // 2)  # the room may be smaller than this slice: try less
             return True
-        if nothing_queued and refusal.limit != "MaxJobCount":
+        # Waiting cannot help when one job is refused by a per-user limit while squeue
+        # (seen since) shows none of the user's jobs queued: the limit is 0.
+        per_user = refusal.limit in ("QOSMaxSubmitJobPerUserLimit", "AssocMaxSubmitJobLimit")
+        nothing_queued = self._queue_seen and self.counts.active == 0 and not self._unseen
+        if per_user and nothing_queued:
             value = self._value_of(refusal)
             self._failed(
                 pending,
@@ -359,6 +369,14 @@ class Waves:
         for job in run.jobs[pending.next * run.chunk_size : pending.end * run.chunk_size]:
             job._end_failed(JobState.FAILED, error)
         _settle(pending)
+
+
+def _no_room_ever(name: str, limit: Limit) -> SubmissionError:
+    return SubmissionError(
+        f"{limit} allows no queued job at all, so {name} can never be submitted and waiting "
+        "cannot help: ask the administrators to raise it, or submit with another qos=/account= "
+        "(`sacctmgr show qos` and `sacctmgr show assoc` list them)."
+    )
 
 
 def _all_done(pending: Pending, element: int) -> bool:

@@ -68,6 +68,11 @@ def qos3() -> Iterator[str]:
 
 
 @pytest.fixture
+def qos0() -> Iterator[str]:
+    yield from qos_limit("smwaveszero", 0)
+
+
+@pytest.fixture
 def waves_cluster(tmp_path: Path) -> Iterator[sm.Cluster]:
     cluster = sm.connect(root=str(tmp_path / "root"), partition="debug")
     yield cluster
@@ -141,3 +146,15 @@ def test_a_map_with_no_room_waits_then_runs_when_room_appears(
     blockers.cancel()
     assert array.result(timeout=300) == [0, 1, 4, 9]
     assert len(array.job_ids) >= 2  # three fit first, the fourth in a later wave
+
+
+def test_a_limit_of_zero_is_a_clear_error_before_anything_is_submitted(
+    waves_cluster: sm.Cluster, qos0: str
+) -> None:
+    task = sm.task(square, memory="50M", time="00:05:00", qos=qos0)
+    with pytest.raises(sm.SubmissionError) as refused:
+        task.map(range(5))
+    message = str(refused.value)
+    assert f"MaxSubmitJobsPerUser 0 (QOS {qos0})" in message
+    assert "waiting cannot help" in message and "sacctmgr show qos" in message
+    assert queued_in(qos0) == 0
