@@ -138,7 +138,7 @@ def test_dynamic_map_resources_evaluated_once_and_split_by_chunk_size(
 # -- internal parallelism --------------------------------------------------------------------
 @pipefunc(
     output_name="inner",
-    resources={"cpus": 3, "memory": "400MB", "parallelization_mode": "internal"},
+    resources={"cpus": 2, "memory": "400MB", "parallelization_mode": "internal"},
     resources_variable="resources",
 )
 def internally_parallel(n: int, resources: PipefuncResources) -> dict[str, Any]:
@@ -157,10 +157,10 @@ def test_internal_parallelism_gets_the_jobs_resources(cluster: sm.Cluster) -> No
     results = Pipeline([internally_parallel]).map({"n": 2}, executor=executor, parallel=True)
     inner = results["inner"].output
     assert inner["given"] == PipefuncResources(
-        cpus=3, memory="400MB", parallelization_mode="internal"
+        cpus=2, memory="400MB", parallelization_mode="internal"
     )
-    assert (inner["SLURM_CPUS_PER_TASK"], inner["SLURM_MEM_PER_NODE"]) == ("3", "400")
-    assert inner["workers"] == 3  # it did run its own processes inside the job
+    assert (inner["SLURM_CPUS_PER_TASK"], inner["SLURM_MEM_PER_NODE"]) == ("2", "400")
+    assert inner["workers"] == 2  # it did run its own processes inside the job
     assert inner["pid"] != os.getpid()
 
 
