@@ -4,6 +4,7 @@ the loopback registry (plain HTTP), pin by digest, run the tasks inside the imag
 from __future__ import annotations
 
 import secrets
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +14,8 @@ import pytest
 import slurm_magics as sm
 from slurm_magics.core.packaging import PackagingError
 from slurm_magics.devcluster import ContainersInfo, load_info
-from slurm_magics.transport import LocalTransport
-from tests.helpers import require_cluster
+from slurm_magics.transport import LocalTransport, SSHTransport
+from tests.helpers import require_cluster, ssh_options
 
 pytestmark = pytest.mark.cluster
 
@@ -141,6 +142,24 @@ def test_with_options_runs_one_task_in_the_image(
         assert plain.launches.events == {"images_pinned": 1}
     finally:
         plain.close()
+
+
+def test_over_ssh_the_runtime_is_found_and_the_task_runs_in_the_image(
+    root: str, packaging: sm.Packaging, marker: str
+) -> None:
+    options = ssh_options()
+    cluster = sm.Cluster(
+        SSHTransport(options.pop("host"), **options),
+        root=root,
+        python=sys.executable,
+        defaults=sm.Resources(partition="debug"),
+        packaging=packaging,
+    )
+    try:
+        assert sm.task(read_marker).on(cluster)().result(timeout=180) == marker
+        assert cluster.launches.ship().launcher.startswith("podman run ")
+    finally:
+        cluster.close()
 
 
 def test_bad_images_and_registries_fail_before_anything_is_submitted(

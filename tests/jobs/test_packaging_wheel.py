@@ -11,8 +11,8 @@ import pytest
 
 import slurm_magics as sm
 from slurm_magics.core.packaging import PackagingError
-from slurm_magics.transport import LocalTransport
-from tests.helpers import require_cluster
+from slurm_magics.transport import LocalTransport, SSHTransport
+from tests.helpers import require_cluster, ssh_options
 
 pytestmark = pytest.mark.cluster
 
@@ -136,3 +136,22 @@ def test_no_pyproject_is_a_clear_error_before_anything_runs(root: str, tmp_path:
             root=root,
             packaging=sm.Packaging.wheel(str(tmp_path / "empty")),
         )
+
+
+def test_over_ssh_the_wheel_is_uploaded_and_used(root: str, tmp_path: Path) -> None:
+    project = _write_project(tmp_path / "over-ssh", "0.3", "third")
+    options = ssh_options()
+    cluster = sm.Cluster(
+        SSHTransport(options.pop("host"), **options),
+        root=root,
+        python=sys.executable,
+        defaults=sm.Resources(partition="debug"),
+        packaging=sm.Packaging.wheel(str(project)),
+    )
+    try:
+        assert cluster.launches.events == {"wheel_uploads": 1, "venv_builds": 1}
+        path, value = sm.task(where_imported).on(cluster)().result(timeout=120)
+        assert value == "third"
+        assert path.startswith(f"{root}/venvs/tinyproj_sm-")
+    finally:
+        cluster.close()

@@ -18,6 +18,8 @@ from slurm_magics.devcluster.containers import (
     render_containers_conf,
     render_registry_config,
 )
+from slurm_magics.devcluster.procs import stop_pid
+from slurm_magics.devcluster.services import EXECUTABLES
 
 
 def _podman(*args: str) -> subprocess.CompletedProcess[str]:
@@ -74,3 +76,17 @@ def test_up_records_a_registry_that_answers_and_a_cached_base_image() -> None:
     assert again.pids["registry"] == info.pids["registry"]
     same = _podman("image", "inspect", "--format", "{{.Id}}", info.containers.base_image)
     assert same.stdout == image_id.stdout
+
+
+@pytest.mark.cluster
+def test_a_registry_that_died_is_started_again_on_its_port() -> None:
+    before = devcluster.up()
+    assert before.containers is not None
+    assert stop_pid(before.pids["registry"], EXECUTABLES["registry"])
+    assert not devcluster.status()["registry"]
+    after = devcluster.up()
+    assert after.pids["registry"] != before.pids["registry"]
+    assert after.containers == before.containers  # same port, same base image
+    assert after.pids["slurmctld"] == before.pids["slurmctld"]  # nothing else restarted
+    with urllib.request.urlopen(f"http://{after.containers.registry}/v2/", timeout=5) as answer:
+        assert answer.status == 200
