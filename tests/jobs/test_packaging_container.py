@@ -163,7 +163,7 @@ def test_over_ssh_the_runtime_is_found_and_the_task_runs_in_the_image(
 
 
 def test_bad_images_and_registries_fail_before_anything_is_submitted(
-    root: str, tmp_path: Path
+    root: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     registry = _containers().registry
 
@@ -174,6 +174,9 @@ def test_bad_images_and_registries_fail_before_anything_is_submitted(
     with pytest.raises(PackagingError, match=r"(?s)build` of .* failed .*building-step-output"):
         connect(sm.Packaging.container(dockerfile=broken, registry=f"{registry}/sm-broken",
                                        tls_verify=False))  # fmt: skip
+    # The build streamed as a progress bar over the Dockerfile's steps.
+    progress = capsys.readouterr().err
+    assert "building the image" in progress and "/2 [" in progress
     without = _dockerfile(
         tmp_path / "without", "RUN rm -rf /usr/lib/python3/dist-packages/cloudpickle"
     )
