@@ -56,6 +56,8 @@ class PipefuncWork:
     element_arguments: Callable[[int], Mapping[str, Any]] | None = None
     #: the resources pipefunc evaluated already for a single call, if any
     evaluated: Any = None
+    #: pipefunc's error_handling: "continue" records errors instead of raising them
+    error_handling: str = "raise"
 
 
 _unreadable_warned = False
@@ -78,7 +80,7 @@ def read_work_item(fn: Callable[..., Any], args: Sequence[Any]) -> PipefuncWork 
     if fn is getattr(run, "_execute_single", None) and isinstance(args[0], pipefunc_class):
         arguments = args[1]
         evaluated = arguments.get(getattr(run, "_EVALUATED_RESOURCES", ""))
-        return PipefuncWork(args[0], None, arguments, None, evaluated)
+        return PipefuncWork(args[0], None, arguments, None, evaluated, str(args[4]))
     if isinstance(fn, functools.partial) and fn.func is getattr(run, "_process_chunk", None):
         index = fn.keywords.get("process_index")
         if isinstance(index, functools.partial) and isinstance(
@@ -92,7 +94,13 @@ def read_work_item(fn: Callable[..., Any], args: Sequence[Any]) -> PipefuncWork 
                 keywords["shape"],
                 keywords["shape_mask"],
             )
-            return PipefuncWork(keywords["func"], tuple(args[0]), keywords["kwargs"], element)
+            return PipefuncWork(
+                keywords["func"],
+                tuple(args[0]),
+                keywords["kwargs"],
+                element,
+                error_handling=str(keywords["error_handling"]),
+            )
     global _unreadable_warned  # noqa: PLW0603  (warn once per process)
     module = str(getattr(getattr(fn, "func", fn), "__module__", ""))
     if module.startswith("pipefunc.") and not _unreadable_warned:
@@ -180,8 +188,18 @@ def _function_resources(fn: Callable[..., Any], work: PipefuncWork) -> Resources
             if cached is None:
                 cached = _map_resources[fn] = _evaluate(work, work.arguments)
         return cached
+    return _widest([_element_resources(work, index) for index in work.indices])
+
+
+def _element_resources(work: PipefuncWork, index: int) -> Resources:
     assert work.element_arguments is not None
-    return _widest([_evaluate(work, work.element_arguments(i)) for i in work.indices])
+    try:
+        return _evaluate(work, work.element_arguments(index))
+    except Exception:  # e.g. an element whose inputs failed upstream
+        if work.error_handling != "continue":
+            raise
+        # pipefunc records the error in the job itself, which needs nothing special
+        return Resources()
 
 
 def placement(

@@ -183,3 +183,42 @@ def test_pipefuncs_chunk_size_heuristic_asks_our_executor_without_warning(
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         assert pipefunc_run.get_ncores(pool) == 2
     assert teach_core_count(sm.SlurmExecutor, lambda ex: ex.max_workers)  # idempotent
+
+
+@pipefunc(output_name="v", mapspec="x[i] -> v[i]")
+def fails_on_one(x: int) -> int:
+    if x == 1:
+        raise ValueError("one")
+    return x
+
+
+@pipefunc(
+    output_name="u",
+    mapspec="v[i] -> u[i]",
+    resources=lambda kwargs: {"cpus": kwargs["v"] + 1},
+    resources_scope="element",
+)
+def after_failure(v: int) -> int:
+    return v
+
+
+def test_error_handling_continue_sends_elements_whose_inputs_failed() -> None:
+    pool = RecordingPool()
+    with pool:
+        results = Pipeline([fails_on_one, after_failure]).map(
+            {"x": range(3)},
+            executor=pool,
+            chunksizes=1,
+            parallel=True,
+            storage="dict",
+            error_handling="continue",
+        )
+    assert results["u"].output[0] == 0 and results["u"].output[2] == 2
+    found = _by_output(pool.items)
+    cpus = {}
+    for fn, args, work in found["u"]:
+        assert work.error_handling == "continue"
+        where = placement(fn, args, {}, defaults=sm.Resources(), chunk_size=1, name="ex")
+        cpus[work.indices] = where.resources.cpus
+    # the failed element's resources cannot be evaluated: it goes with the executor's own
+    assert cpus == {(0,): 1, (1,): None, (2,): 3}
