@@ -157,6 +157,7 @@ class Host:
     """A JobHost whose log files live in a dict."""
 
     description = "stand-in host"
+    running_jobs: int | None = None  # no squeue behind it
 
     def __init__(self) -> None:
         self.files: dict[str, str] = {}

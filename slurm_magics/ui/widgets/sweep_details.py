@@ -199,7 +199,9 @@ class SweepDetails:
         if not finished:
             return False
         self._finished_at = self._finished_at or time.monotonic()
-        settled = time.monotonic() - self._finished_at > SETTLE  # the last reads are in
+        following = self._followed is not None or bool(self._line_tails)
+        # what is followed is read a little longer, until its last output is in
+        settled = not following or time.monotonic() - self._finished_at > SETTLE
         if settled:  # the usage thread shows its bars by itself when sacct answers
             self.close()
         return settled
