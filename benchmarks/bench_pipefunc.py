@@ -144,6 +144,7 @@ def main() -> None:
             f"sbatch: {sorted(set(calls[name]))}"
         )
     cluster.close()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
