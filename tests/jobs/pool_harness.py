@@ -144,13 +144,14 @@ async def loopback_pool(
         yield pool
     finally:
         await dispatcher.shutdown()
-        await listener.close()
         for process in pool.processes:
             try:
-                process.wait(timeout=10)
+                await asyncio.to_thread(process.wait, 10)
             except subprocess.TimeoutExpired:
                 process.kill()
-                process.wait()
+                await asyncio.to_thread(process.wait)
             for stream in (process.stdout, process.stderr):
                 if stream is not None:
                     stream.close()
+        await listener.close()
+        await asyncio.sleep(0.1)  # let the closed connections' transports finish closing

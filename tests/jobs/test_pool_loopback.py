@@ -169,6 +169,7 @@ def test_a_worker_refuses_a_listener_without_the_secret(tmp_path: Path) -> None:
         record = (1, [pool_protocol.pack_function(1, poison)])
         writer.write(pool_protocol.encode(Kind.TASKS, pool_protocol.pack_records([record])))
         await reader.read()
+        writer.close()
 
     async def main() -> None:
         server = await asyncio.start_server(impostor, "127.0.0.1", 0)
@@ -180,6 +181,7 @@ def test_a_worker_refuses_a_listener_without_the_secret(tmp_path: Path) -> None:
         assert code == 3
         assert b"does not know the pool's secret" in err
         server.close()
+        await server.wait_closed()
 
     asyncio.run(main())
     assert not marker.exists()
