@@ -18,6 +18,7 @@ from slurm_magics.api.data import FileArray, FileValue
 from slurm_magics.api.executor import SlurmExecutor
 from slurm_magics.api.history import attach as _attach
 from slurm_magics.api.history import cleanup, jobs
+from slurm_magics.api.pool import WorkerPool
 from slurm_magics.api.task import Task, task
 from slurm_magics.core.errors import (
     ClusterError,
@@ -53,6 +54,7 @@ __all__ = [
     "SlurmMagicsError",
     "SubmissionError",
     "Task",
+    "WorkerPool",
     "__version__",
     "as_completed",
     "cache_clear",

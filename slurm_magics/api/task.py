@@ -14,6 +14,7 @@ from slurm_magics.core.resources import ResourceError, Resources, resources_from
 from slurm_magics.jobs.cache import cached
 from slurm_magics.jobs.cluster import Cluster, Condition
 from slurm_magics.jobs.job import Call, Job, JobArray
+from slurm_magics.jobs.pool.pool import WorkerPool
 from slurm_magics.jobs.retries import DEFAULT_RETRY_ON, check_retry_on
 
 __all__ = ["Task", "task"]
@@ -44,6 +45,7 @@ class _Settings:
     retry_on: frozenset[str] = DEFAULT_RETRY_ON
     cache: bool = False
     packaging: Packaging | None = None  # None: the cluster's own
+    pool: WorkerPool | None = None  # set by .on(pool): calls go to its workers
 
 
 def _check_settings(function: Callable[..., Any], settings: _Settings) -> None:
@@ -131,8 +133,11 @@ class Task(Generic[P, R]):
                 raise TypeError(f".after() takes jobs and job arrays, not {job!r}.")
         return self._replace(after=self._settings.after + jobs, condition=condition)
 
-    def on(self, cluster: Cluster) -> Task[P, R]:
-        """The same task, submitted to ``cluster`` instead of the default one."""
+    def on(self, cluster: Cluster | WorkerPool) -> Task[P, R]:
+        """The same task, submitted to ``cluster`` instead of the default one, or run by
+        the workers of a ``WorkerPool`` (same futures, milliseconds per call)."""
+        if isinstance(cluster, WorkerPool):
+            return self._replace(pool=cluster)
         return self._replace(cluster=cluster)
 
     # -- submission ----------------------------------------------------------------------
@@ -154,6 +159,12 @@ class Task(Generic[P, R]):
         call then waits for it (afterok) and receives its result; so arguments are typed
         ``Any`` rather than the function's own parameter types.
         """
+        pool = self._settings.pool
+        if pool is not None:
+            run = pool.submit_calls(
+                self.function, [(args, kwargs)], name=self.name, after=self._settings.after
+            )
+            return run.jobs[0]
         resources = self._resources_of(*args, **kwargs)
         cluster = self._cluster()
 
@@ -201,10 +212,17 @@ class Task(Generic[P, R]):
         else:
             for item in firsts:
                 calls.append(((), dict(item)) if isinstance(item, Mapping) else ((item,), {}))
-        cluster = self._cluster()
         settings = self._settings
         if not calls:
             return JobArray([], [])
+        if settings.pool is not None:
+            pooled = settings.pool.submit_calls(
+                self.function, calls, name=self.name, after=settings.after
+            )
+            array = JobArray(pooled.jobs, [pooled])
+            array.calls = (self.function, calls)
+            return array
+        cluster = self._cluster()
         if settings.cache:
             uncached = self._replace(cache=False)
             spec = settings.resources

@@ -36,7 +36,7 @@ try:
 except ImportError:  # run as a script beside its copy of the protocol module
     protocol = importlib.import_module("pool_protocol")
 
-__all__ = ["Worker", "check_versions", "main", "worker_name"]
+__all__ = ["Worker", "check_versions", "main", "serve", "worker_name"]
 
 Kind = protocol.Kind
 OUTPUT_LIMIT = 1 << 20  # characters of a task's stdout/stderr sent back (its tail)
@@ -176,6 +176,8 @@ class Worker:
                 if kind >= 0:
                     self.last_heard = now
                     self._handle(kind, body)
+                    if self.stopping:
+                        return
                 if now - self.last_heard > timeout:
                     sys.stderr.write(
                         f"slurm_magics pool worker {self.name}: no word from the client for "
@@ -208,10 +210,11 @@ class Worker:
                 self.functions[function_id] = pickled
         elif kind == Kind.CANCEL:
             self._cancel({task_id for task_id, _ in protocol.unpack_records(body)})
-        elif kind == Kind.SHUTDOWN:
-            self.stopping = True
+        elif kind == Kind.SHUTDOWN:  # the main thread returns once its task (if any) ends
             self._give_back()
-            self._exit(0)
+            with self.changed:
+                self.stopping = True
+                self.changed.notify_all()
         elif kind != Kind.HEARTBEAT:
             raise protocol.ProtocolError(f"unexpected message kind {kind}")
 
@@ -254,12 +257,15 @@ class Worker:
 
     # -- the main thread: run tasks in order -------------------------------------------
     def run_forever(self) -> None:
-        """Run tasks as they arrive (never returns; the reader thread ends the process)."""
+        """Run tasks as they arrive, until the listener says SHUTDOWN."""
         import cloudpickle  # noqa: PLC0415  (checked by check_versions first)
 
         while True:
             with self.changed:
                 while not self.queue:
+                    if self.stopping:
+                        self.flush()
+                        return
                     self.changed.wait()
                 task = self.queue.popleft()
                 self.running = task[0]
@@ -340,14 +346,15 @@ def check_versions(settings: dict[str, Any]) -> str | None:
     return None
 
 
-def main(argv: list[str]) -> int:
-    """Entry point: ``pool_worker.py POOL_DIR``; returns the exit code on failure."""
-    if len(argv) != 2:
-        sys.stderr.write("usage: pool_worker.py POOL_DIR\n")
-        return 2
-    with open(os.path.join(argv[1], "pool.json"), encoding="utf-8") as stream:
+def serve(pool_dir: str) -> int:
+    """Connect to the pool described in ``pool_dir`` and run its tasks until told to stop.
+
+    Returns the exit code: 0 after SHUTDOWN, 2 when this Python cannot read the client's
+    pickles, 3 when the pool cannot be reached or refuses this worker.
+    """
+    with open(os.path.join(pool_dir, "pool.json"), encoding="utf-8") as stream:
         settings = json.load(stream)
-    with open(os.path.join(argv[1], "secret"), "rb") as stream:
+    with open(os.path.join(pool_dir, "secret"), "rb") as stream:
         secret = stream.read()
     problem = check_versions(settings)
     if problem is not None:
@@ -362,7 +369,18 @@ def main(argv: list[str]) -> int:
     reader = threading.Thread(target=worker.read_forever, name="pool-reader", daemon=True)
     reader.start()
     worker.run_forever()
+    with contextlib.suppress(OSError):
+        assert worker.sock is not None
+        worker.sock.close()
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point: ``pool_worker.py POOL_DIR``; returns the exit code."""
+    if len(argv) != 2:
+        sys.stderr.write("usage: pool_worker.py POOL_DIR\n")
+        return 2
+    return serve(argv[1])
 
 
 if __name__ == "__main__":
