@@ -15,7 +15,8 @@ EXPECTED = {
     "Cluster", "ClusterError", "DependencyError", "FileArray", "FileValue", "Job", "JobArray",
     "JobFailedError",
     "JobState", "Packaging", "RemoteTraceback", "ResourceError", "Resources", "SlurmExecutor",
-    "SlurmMagicsError", "SubmissionError", "Task", "WorkerPool", "__version__", "as_completed", "cache_clear",
+    "SlurmMagicsError", "SubmissionError", "Task", "WorkerPool", "__version__", "as_completed",
+    "cache_clear",
     "cleanup",
     "connect", "gather", "jobs", "task",
 }  # fmt: skip
