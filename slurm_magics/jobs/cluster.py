@@ -115,8 +115,7 @@ class Cluster:
         )
         engine.call(transport.make_dirs(self.sentinel_dir))
         self.poller.on_retry = self._record_retry
-        #: the client-side queue of what does not fit under the cluster's job limits
-        self.waves = Waves(
+        self.waves = Waves(  # the client-side queue of what does not fit the job limits
             self.scheduler,
             transport,
             self.config,
@@ -286,6 +285,8 @@ class Cluster:
             return ("ref", obj.reference())
         if not isinstance(obj, Job | JobArray):
             return None
+        if any(getattr(job.cluster, "passes_values", False) for job in jobs_of(obj)):
+            concurrent.futures.wait([obj])  # a pool task: its value, milliseconds away
         self._check_dependency(obj, "afterok")
         if obj.done():
             return ("value", obj.result())
@@ -334,10 +335,8 @@ class Cluster:
     async def _cancel(self, by_run: list[list[Job]]) -> None:
         whole = [jobs[0].run for jobs in by_run if len(jobs) == len(jobs[0].run.jobs)]
         await self.waves.drop(whole)  # first: no wave of theirs is submitted after this
-        ids = {part.slurm_id for run in whole for part in run.slices}
-        for run_jobs in by_run:
-            if run_jobs[0].run not in whole:
-                ids.update(job.job_id for job in run_jobs if job.job_id)  # "": not submitted
+        ids = {part.slurm_id for run in whole for part in run.slices}  # job_id "": waiting
+        ids |= {j.job_id for jobs in by_run if jobs[0].run not in whole for j in jobs if j.job_id}
         await self.scheduler.cancel(ids)
 
     def _cancel_unfinished(self) -> None:
@@ -382,6 +381,7 @@ class Cluster:
         """
         if not self._closed:
             self._closed = True
+            engine.call(self.waves.abandon("the cluster was closed before there was room"))
             engine.call(self.poller.stop())
             with _users_lock:
                 _transport_users[id(self.transport)] -= 1

@@ -25,7 +25,7 @@ from ...core import pool_protocol as protocol
 from ...core.pool_protocol import Kind
 from .listener import WorkerConnection
 
-__all__ = ["Dispatcher", "PoolTask", "TaskEvents", "WorkerState", "task_timing"]
+__all__ = ["Dispatcher", "PoolTask", "TaskEvents", "WorkerInfo", "WorkerState", "task_timing"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,17 @@ def task_timing(parts: list[bytes]) -> tuple[float, float] | None:
     return None
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkerInfo:
+    """A connected worker: its name ("SLURMID_INDEX@host:pid"), since when, how busy."""
+
+    name: str
+    host: str
+    connected_at: float
+    tasks_done: int
+    tasks_held: int
+
+
 @dataclasses.dataclass(eq=False)
 class WorkerState:
     """A connected worker and the tasks it holds, in the order it runs them."""
@@ -82,6 +93,11 @@ class WorkerState:
     @property
     def name(self) -> str:
         return self.conn.name
+
+    def info(self) -> WorkerInfo:
+        """What users see of it (``pool.workers``)."""
+        host = str(self.conn.hello.get("host", ""))
+        return WorkerInfo(self.name, host, self.connected_at, self.done, len(self.inflight))
 
 
 class Dispatcher:

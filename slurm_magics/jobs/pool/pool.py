@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import secrets
 import threading
@@ -31,7 +30,7 @@ from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.futures import AwaitableFuture
 from slurm_magics.jobs.job import Call, Job, JobArray, Run
 from slurm_magics.jobs.pool import launch
-from slurm_magics.jobs.pool.dispatcher import Dispatcher, PoolTask
+from slurm_magics.jobs.pool.dispatcher import Dispatcher, PoolTask, WorkerInfo
 from slurm_magics.jobs.pool.listener import Listener
 from slurm_magics.jobs.pool.payloads import check_upstream, pickle_call, submit_after, waits_on
 from slurm_magics.jobs.pool.tasks import PoolJob, PoolTaskEvents, fail_all, pool_failure
@@ -43,17 +42,6 @@ __all__ = ["WorkerInfo", "WorkerPool"]
 
 SWEEP = 0.5  # seconds between checks of the pool's health and idleness
 SHUTDOWN_GRACE = 5.0  # seconds workers get to exit before their SLURM tasks are cancelled
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkerInfo:
-    """A connected worker: its name ("SLURMID_INDEX@host:pid"), since when, how busy."""
-
-    name: str
-    host: str
-    connected_at: float
-    tasks_done: int
-    tasks_held: int
 
 
 class WorkerPool:
@@ -289,14 +277,16 @@ class WorkerPool:
     @property
     def workers(self) -> list[WorkerInfo]:
         """The connected workers."""
-        return [
-            WorkerInfo(
-                s.name, str(s.conn.hello.get("host", "")), s.connected_at, s.done, len(s.inflight)
-            )
-            for s in list(self._dispatcher.workers.values())
-        ]
+        return [state.info() for state in list(self._dispatcher.workers.values())]
 
     # -- JobHost --------------------------------------------------------------------------
+    passes_values = True  # a SLURM job given one of its tasks waits for the value (cluster.py)
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """Its cluster's: jobs there may take this pool's tasks as arguments."""
+        return self.cluster.identity
+
     def cancel_jobs(self, jobs: Sequence[Job]) -> None:
         """Cancel tasks: queued ones are dropped, running ones interrupted (the worker
         restarts in place)."""

@@ -1,0 +1,161 @@
+"""Worker pools on the dev cluster (locally, over SSH, on the local backend): the futures'
+contract on a pool and on plain SLURM jobs side by side, cancels, dependencies both ways,
+lost workers and a pool job cancelled from outside."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import slurm_magics as sm
+from slurm_magics.core import pool_protocol
+from slurm_magics.core.pool_protocol import Kind
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def pool(cluster: sm.Cluster) -> Iterator[sm.WorkerPool]:
+    with sm.WorkerPool(4, memory="300M", time="00:30:00", cluster=cluster, name="pooltest") as p:
+        p.ready(4).result(timeout=300)
+        yield p
+
+
+@sm.task(memory="100M", time="00:05:00")
+def work(x: Any) -> Any:
+    print(f"working on {x}")
+    if x == "boom":
+        raise KeyError("no such key")
+    if isinstance(x, float):
+        time.sleep(x)
+    return x if isinstance(x, str | float) else x * 2
+
+
+@pytest.mark.parametrize("via", ["slurm", "pool"])
+def test_results_order_errors_and_output_are_the_same_on_a_pool(
+    via: str, cluster: sm.Cluster, pool: sm.WorkerPool
+) -> None:
+    runner = work.on(pool) if via == "pool" else work.on(cluster)
+    arr = runner.map(range(30))
+    assert arr.result(timeout=300) == [2 * i for i in range(30)]
+    assert asyncio.run(_await(arr[3])) == 6
+    failing = runner("boom")
+    with pytest.raises(KeyError, match="no such key") as caught:
+        failing.result(timeout=300)
+    assert isinstance(caught.value.__cause__, sm.RemoteTraceback)
+    assert "KeyError" in str(caught.value.__cause__)
+    assert failing.state is sm.JobState.FAILED
+    printed = runner("hello")
+    assert printed.result(timeout=300) == "hello"
+    assert "working on hello" in printed.stdout()
+    if via == "pool":
+        assert printed.job_id.startswith(f"{pool.job_id}/")
+        assert printed.node in {worker.name for worker in pool.workers}
+
+
+async def _await(job: sm.Job) -> Any:
+    return await job
+
+
+def test_pool_submit_and_tasks_per_worker(pool: sm.WorkerPool) -> None:
+    jobs = [pool.submit(pow, 2, i) for i in range(200)]
+    assert [job.result(timeout=60) for job in jobs] == [2**i for i in range(200)]
+    assert len({job.node for job in jobs}) >= 2  # spread over the workers
+    assert sum(worker.tasks_done for worker in pool.workers) >= 200
+
+
+def test_cancel_interrupts_a_running_task_and_the_worker_comes_back(pool: sm.WorkerPool) -> None:
+    slow = work.on(pool)(120.0)
+    _until(lambda: slow.state is sm.JobState.RUNNING)
+    time.sleep(0.5)
+    assert slow.cancel()
+    assert slow.cancelled() and slow.state is sm.JobState.CANCELLED
+    pool.ready(4).result(timeout=60)  # the interrupted worker restarted in place
+    _until(lambda: any(w.name.endswith("#1") for w in pool.workers) or len(pool.workers) == 4)
+    assert work.on(pool)(5).result(timeout=60) == 10
+
+
+def test_dependencies_both_ways(cluster: sm.Cluster, pool: sm.WorkerPool) -> None:
+    upstream = work(20)  # a SLURM job
+    pooled = work.on(pool)(upstream)  # waits for it, gets its value
+    assert pooled.result(timeout=300) == 80
+    downstream = work(work.on(pool)(3))  # a SLURM job given a pool task's future
+    assert downstream.result(timeout=300) == 12
+    failed = work.on(pool)("boom")
+    with pytest.raises(KeyError):
+        failed.result(timeout=60)
+    with pytest.raises(sm.DependencyError):
+        work.on(pool)(failed)
+    waits = work.on(pool)(work.on(pool)("boom"))
+    with pytest.raises(sm.DependencyError):
+        waits.result(timeout=60)
+    assert waits.state is sm.JobState.DEPENDENCY_FAILED
+
+
+def test_a_forged_connection_is_refused(pool: sm.WorkerPool) -> None:
+    host, port = pool._listener.address
+    refused = pool._listener.refused
+    with socket.create_connection((host, port), timeout=10) as sock:
+        reader = pool_protocol.FrameReader()
+        kind, _ = reader.feed(sock.recv(1024))[0]
+        assert kind == Kind.CHALLENGE
+        sock.sendall(pool_protocol.encode(Kind.ANSWER, b"\x80\x04not the secret"))
+        kind, _ = reader.feed(sock.recv(1024))[0]
+        assert kind == Kind.FAILURE
+        assert sock.recv(1024) == b""
+    _until(lambda: pool._listener.refused == refused + 1)
+
+
+def _worker_pid(name: str) -> int:
+    return int(name.rsplit(":", 1)[1].split("#", maxsplit=1)[0])
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_task_is_replaced_and_its_task_runs_again(
+    cluster: sm.Cluster,
+) -> None:
+    with sm.WorkerPool(2, memory="300M", time="00:10:00", cluster=cluster, name="poolkill") as p:
+        p.ready(2).result(timeout=300)
+        slow = work.on(p)(3.0)
+        _until(lambda: slow.state is sm.JobState.RUNNING)
+        first = slow.node
+        killed = time.monotonic()
+        os.kill(_worker_pid(first), signal.SIGKILL)
+        assert slow.result(timeout=60) == 3.0
+        assert slow.node != first
+        assert time.monotonic() - killed < 20
+        p.ready(2).result(timeout=300)  # a replacement worker joined
+        assert len(p.worker_jobs) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.slurm_only
+def test_scancel_of_the_pool_job_mid_map_resolves_every_future(cluster: sm.Cluster) -> None:
+    with sm.WorkerPool(2, memory="300M", time="00:10:00", cluster=cluster, name="poolcut") as p:
+        p.ready(2).result(timeout=300)
+        arr = work.on(p).map([0.2] * 200)
+        _until(lambda: sum(job.done() for job in arr) >= 5)
+        subprocess.run(["scancel", p.job_id], check=True)
+        cut = time.monotonic()
+        assert arr.wait(timeout=30)
+        assert time.monotonic() - cut < 30
+        failures = [job.exception() for job in arr if job.exception() is not None]
+        assert failures, "the map should not have finished before the scancel"
+        assert all(isinstance(error, sm.JobFailedError) for error in failures)
+        assert p.job_id in str(failures[-1])
+
+
+def _until(condition: Any, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("condition not met in time")
+        time.sleep(0.05)
