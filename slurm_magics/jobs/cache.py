@@ -34,6 +34,7 @@ from slurm_magics.jobs.reattach import live_entry
 from slurm_magics.jobs.registry import Registry
 
 __all__ = [
+    "CACHE_IDENTITY",
     "MAX_HASHED_BYTES",
     "CacheHit",
     "CacheStore",
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 MAX_HASHED_BYTES = 64 * 2**20  # pickled arguments beyond this are not hashed (too slow)
+#: a function attribute that, when set, stands for the function's code in its cache key
+#: (a %%slurm cell: its text and values, not the name it is bound to)
+CACHE_IDENTITY = "__slurm_magics_cache_identity__"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cache (
@@ -95,6 +99,10 @@ def _code_text(function: Callable[..., Any], depth: int = 0) -> bytes:
     it reads (functions among them by their own source), or its pickled form without
     source (a %%slurm cell carries its text and values inside)."""
     target = inspect.unwrap(function)
+    identity = getattr(target, CACHE_IDENTITY, None)
+    if identity is not None:  # what the function's maker says identifies it
+        pickled_identity: bytes = cloudpickle.dumps(identity, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickled_identity
     try:
         source = inspect.getsource(target).encode()
     except (OSError, TypeError):

@@ -18,6 +18,7 @@ from slurm_magics.core.errors import ClusterError, SlurmMagicsError
 from slurm_magics.core.parsing import SLURM_ID
 from slurm_magics.core.resources import ResourceError
 from slurm_magics.core.states import normalise_state
+from slurm_magics.jobs.cache import CACHE_IDENTITY
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.job import Job, JobArray, slurm_ids_of
 from slurm_magics.ui.magics.cell import CellError, analyse_cell, make_cell_function
@@ -37,10 +38,11 @@ from slurm_magics.ui.magics.options import (
     parse_squeue,
     squeue_parser,
 )
-from slurm_magics.ui.magics.queue import QueueTable, group_queue, waiting_lines
+from slurm_magics.ui.magics.queue import QueueTable, group_queue, waiting_lines, with_starts
 from slurm_magics.ui.magics.waiting import described, wait
 from slurm_magics.ui.session import JobRegistry, session_jobs
 from slurm_magics.ui.widgets import JobsPanel, remember_arguments, show, widgets_available
+from slurm_magics.ui.widgets.text import cache_text
 
 __all__ = ["SlurmMagics"]
 
@@ -130,7 +132,10 @@ class SlurmMagics(Magics):
             values=values,
             map_name=options.map_name,
         )
-        runner = task(name=name, resources=options.resources)(function)
+        if options.cache:  # keyed by the cell's text and values, not by the name it gets
+            identity = (cell, analysis.returns_value, options.map_name, values)
+            setattr(function, CACHE_IDENTITY, identity)
+        runner = task(name=name, resources=options.resources, cache=options.cache)(function)
         if after:
             runner = runner.after(*after)
         try:
@@ -145,6 +150,8 @@ class SlurmMagics(Magics):
             raise UsageError(f"%%slurm: {error}") from None
         except SlurmMagicsError as error:  # DependencyError, SubmissionError: as they are
             raise error.with_traceback(None)  # noqa: B904  (no internal frames to show)
+        if submitted.cache is not None:
+            print(cache_text(submitted))
         self.registry.add(submitted, label=options.output or name, source="%%slurm")
         if options.output:
             self._namespace[options.output] = submitted
@@ -223,7 +230,14 @@ class SlurmMagics(Magics):
         if not options.all:
             rows = [row for row in rows if not _finished(row.state)]
         waiting = waiting_lines(engine.call(cluster.waves.waiting()))  # not in SLURM yet
-        return QueueTable(group_queue(rows, names) + waiting, user)
+        lines = group_queue(rows, names)
+        if options.start:
+            pending = {row.array_job_id for row in rows if row.state == "PENDING"}
+            try:
+                lines = with_starts(lines, cluster.start_estimates(sorted(pending)))
+            except ClusterError as error:
+                raise UsageError(f"%squeue --start: {error}") from None
+        return QueueTable(lines + waiting, user)
 
     @staticmethod
     def _no_options(parser: Any, line: str) -> bool:

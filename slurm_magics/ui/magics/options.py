@@ -100,6 +100,7 @@ class CellOptions:
     map_name: str | None = None
     map_expression: str | None = None
     wait: bool = False
+    cache: bool = False
     show_help: bool = False
 
 
@@ -137,6 +138,12 @@ def cell_parser() -> _Parser:
     )
     parser.add_argument(
         "--wait", action="store_true", help="block until done; the result is the cell's value"
+    )
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="reuse an earlier successful run of the same cell, values and resources (no "
+        "sbatch), or the same run still in flight; the cache key is printed",
     )
     return parser
 
@@ -228,6 +235,7 @@ def parse_cell(line: str) -> CellOptions:
         map_name=map_name,
         map_expression=map_expression,
         wait=namespace.wait,
+        cache=namespace.cache,
     )
 
 
@@ -350,6 +358,7 @@ def parse_logs(line: str) -> LogsOptions:
 @dataclasses.dataclass(frozen=True)
 class SqueueOptions:
     all: bool = False
+    start: bool = False
     show_help: bool = False
 
 
@@ -362,13 +371,19 @@ def squeue_parser() -> _Parser:
     parser.add_argument(
         "--all", action="store_true", help="also the jobs that ended recently (squeue -t all)"
     )
+    parser.add_argument(
+        "--start",
+        action="store_true",
+        help="why pending jobs wait, in words, and when SLURM expects them to start "
+        "(squeue --start: asked only now)",
+    )
     return parser
 
 
 def parse_squeue(line: str) -> SqueueOptions:
     parser = squeue_parser()
     namespace = _parse(parser, _split(parser.prog, line))
-    return SqueueOptions(all=namespace.all, show_help=namespace.help)
+    return SqueueOptions(all=namespace.all, start=namespace.start, show_help=namespace.help)
 
 
 # -- %slurm_jobs -------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 
 from slurm_magics.core.parsing import QueueRow, unset
+from slurm_magics.core.reasons import StartEstimate, explain_reason
 from slurm_magics.core.states import normalise_state
 from slurm_magics.ui.widgets.text import COLOURS
 
@@ -17,6 +18,7 @@ __all__ = [
     "elapsed_seconds",
     "group_queue",
     "waiting_lines",
+    "with_starts",
 ]
 
 _RUNNING_WORDS = ("RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPED")
@@ -129,6 +131,28 @@ def waiting_lines(waiting: Iterable[tuple[str, int, str]]) -> list[QueueLine]:
         QueueLine("(not submitted)", name, "PENDING", tasks, reason)
         for name, tasks, reason in waiting
     ]
+
+
+def with_starts(lines: Sequence[QueueLine], estimates: Sequence[StartEstimate]) -> list[QueueLine]:
+    """``%squeue --start``: pending lines say why they wait in words and when SLURM
+    expects them to start (the earliest of the array's tasks), from one squeue --start."""
+    earliest: dict[str, str] = {}
+    for estimate in estimates:
+        if estimate.start is not None:
+            head = estimate.job_id.split("_", 1)[0]
+            stamp = f"{estimate.start:%Y-%m-%d %H:%M:%S}"
+            earliest[head] = min(earliest.get(head, stamp), stamp)
+    changed = []
+    for line in lines:
+        head = line.job_id.split("_", 1)[0]
+        if line.state == "PENDING" and head.isdigit():
+            why = explain_reason(line.where) or "waiting"
+            start = earliest.get(head)
+            said = f"expected start {start}" if start else "no start estimate yet"
+            changed.append(dataclasses.replace(line, where=f"{why}; {said}"))
+        else:
+            changed.append(line)
+    return changed
 
 
 class QueueTable:

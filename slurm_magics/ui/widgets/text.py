@@ -19,6 +19,7 @@ __all__ = [
     "all_ended",
     "array_html",
     "array_text",
+    "cache_text",
     "duration",
     "job_elapsed",
     "job_html",
@@ -77,7 +78,24 @@ def _job_facts(job: Job, now: float | None) -> tuple[str, str]:
 def job_text(job: Job, now: float | None = None) -> str:
     """One line: "job 123 (name): RUNNING on node1, 0:12"."""
     where, elapsed = _job_facts(job, now)
-    return f"job {job.job_id or '?'} ({job.name}): {job.state.value} {where}, {elapsed}"
+    line = f"job {job.job_id or '?'} ({job.name}): {job.state.value} {where}, {elapsed}"
+    return f"{line} · {cache_text(job)}" if job.cache is not None else line
+
+
+def cache_text(item: Job | JobArray) -> str:
+    """How a cached call was answered, with its key: "cached (key 3f2a...): the run of job
+    123, nothing submitted" or "cache key 3f2a...: a new run"; "" when not cached."""
+    hit = item.cache
+    if hit is None:
+        return ""
+    if hit.reused:
+        what = (
+            f"array {','.join(item.job_ids)}"
+            if isinstance(item, JobArray)
+            else f"job {item.job_id}"
+        )
+        return f"cached (key {hit.key}): the run of {what}, nothing submitted"
+    return f"cache key {hit.key}: a new run"
 
 
 def _badge(state: JobState) -> str:
@@ -93,7 +111,9 @@ def job_html(job: Job, now: float | None = None) -> str:
     return (
         f'<div style="font-family:var(--jp-code-font-family,monospace);line-height:1.8">'
         f"{_badge(job.state)} job <b>{html.escape(job.job_id or '?')}</b> "
-        f"({html.escape(job.name)}) {html.escape(where)} &middot; {elapsed}</div>"
+        f"({html.escape(job.name)}) {html.escape(where)} &middot; {elapsed}"
+        + (f" &middot; <small>{html.escape(cache_text(job))}</small>" if job.cache else "")
+        + "</div>"
     )
 
 
