@@ -203,6 +203,18 @@ class Waves:
                 self.queue.remove(pending)
                 _settle(pending)
 
+    async def abandon(self, why: str) -> None:
+        """Fail every job still waiting on the client (its cluster is closed): a future
+        is never left PENDING for ever."""
+        async with self._lock:
+            while self.queue:
+                pending = self.queue.popleft()
+                run, left = pending.run, pending.end - pending.next
+                error = SubmissionError(f"{left} task(s) of {run.name} were never submitted: {why}")
+                for job in run.jobs[pending.next * run.chunk_size : pending.end * run.chunk_size]:
+                    job._end_failed(JobState.FAILED, error)
+                _settle(pending)
+
     async def pump(self) -> None:
         """Submit waiting slices in order while there is room; stop at the first that waits."""
         async with self._lock:
@@ -245,11 +257,15 @@ class Waves:
         assert limit is not None
         return f"waiting for room: {limit.name} {limit.value} ({limit.scope})"
 
-    def _room(self, pending: Pending) -> tuple[int, Limit | None]:
+    def _limits(self, pending: Pending) -> list[Limit]:
         assert self.limits is not None
-        qos = pending.qos or self.limits.default_qos(pending.account)
-        limits = self.limits.for_job(qos, pending.account)
-        return room_for(limits, self.counts, self.in_qos[qos])
+        return self.limits.for_job(self._qos(pending), pending.account)
+
+    def _qos(self, pending: Pending) -> str:
+        return pending.qos or (self.limits.default_qos(pending.account) if self.limits else "")
+
+    def _room(self, pending: Pending) -> tuple[int, Limit | None]:
+        return room_for(self._limits(pending), self.counts, self.in_qos[self._qos(pending)])
 
     def _wait(self, reason: str) -> None:
         key = reason.split("(", 1)[0].strip()
@@ -293,7 +309,7 @@ class Waves:
         run.slices.append(Slice(slurm_id, first, spec.n_elements))
         run.dependency = spec.dependency or run.dependency
         pending.next = first + max(n, 1)
-        qos = pending.qos or (self.limits.default_qos(pending.account) if self.limits else "")
+        qos = self._qos(pending)
         self._slices[slurm_id] = (qos, max(n, 1), time.monotonic())
         self._unseen.add(slurm_id)
         self.counts = QueueCounts(self.counts.records + max(n, 1), self.counts.active + max(n, 1))
@@ -318,7 +334,8 @@ class Waves:
         per_user = refusal.limit in ("QOSMaxSubmitJobPerUserLimit", "AssocMaxSubmitJobLimit")
         nothing_queued = self._queue_seen and self.counts.active == 0 and not self._unseen
         if per_user and nothing_queued:
-            value = self._value_of(refusal)
+            name = "MaxSubmitJobsPerUser" if refusal.limit.startswith("QOS") else "MaxSubmitJobs"
+            value = next((lim.value for lim in self._limits(pending) if lim.name == name), None)
             self._failed(
                 pending,
                 SubmissionError(
@@ -339,24 +356,6 @@ class Waves:
         if pending.first_error is not None and not pending.first_error.done():
             pending.first_error.set_result(None)  # the caller gets its futures; they wait
         return False
-
-    def _value_of(self, refusal: Refusal) -> int | None:
-        if self.limits is None:
-            return None
-        wanted = {
-            "QOSMaxSubmitJobPerUserLimit": "MaxSubmitJobsPerUser",
-            "QOSGrpSubmitJobsLimit": "GrpSubmitJobs",
-            "AssocMaxSubmitJobLimit": "MaxSubmitJobs",
-            "AssocGrpSubmitJobsLimit": "GrpSubmitJobs",
-        }.get(refusal.limit)
-        pending = self.queue[0] if self.queue else None
-        if wanted is None or pending is None:
-            return None
-        qos = pending.qos or self.limits.default_qos(pending.account)
-        for limit in self.limits.for_job(qos, pending.account):
-            if limit.name == wanted:
-                return limit.value
-        return None
 
     def _failed(self, pending: Pending, error: SubmissionError) -> None:
         """sbatch refused a slice for good: its caller hears it, or its jobs fail."""

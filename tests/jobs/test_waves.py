@@ -158,3 +158,16 @@ def test_a_limit_of_zero_is_a_clear_error_before_anything_is_submitted(
     assert f"MaxSubmitJobsPerUser 0 (QOS {qos0})" in message
     assert "waiting cannot help" in message and "sacctmgr show qos" in message
     assert queued_in(qos0) == 0
+
+
+def test_closing_the_cluster_fails_what_still_waits_never_leaves_it_pending(
+    waves_cluster: sm.Cluster, qos3: str
+) -> None:
+    held = sm.task(square, memory="50M", time="00:05:00", qos=qos3, extra={"hold": True})
+    held.map(range(3))
+    array = sm.task(square, memory="50M", time="00:05:00", qos=qos3).map(range(2))
+    assert array.job_ids == []
+    waves_cluster.close()
+    with pytest.raises(sm.SubmissionError, match="never submitted: the cluster was closed"):
+        array.result(timeout=10)
+    assert all(job.state is JobState.FAILED for job in array)
