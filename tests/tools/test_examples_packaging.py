@@ -38,6 +38,27 @@ def test_the_patterns_run_in_a_container_with_the_seed_flags(tmp_path: Path) -> 
         assert f" {image}" in last and " --tls-verify=false " in last
 
 
+def test_packaging_wheel_installs_the_project_of_the_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "examples_project").mkdir()
+    (tmp_path / "examples_project" / "__init__.py").write_text("")
+    (tmp_path / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "examples-project"\nversion = "1.0"\n'
+    )
+    done = run_module(
+        PATTERNS, "--partition", "debug", "--pattern", "pipeline", "--packaging", "wheel",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert summary(done.stdout) == {"pipeline": (4, 0)}
+    venvs = list((tmp_path / ".slurm_magics" / "venvs").glob("examples_project-*"))
+    assert len(venvs) == 1
+    scripts = list((tmp_path / ".slurm_magics" / "runs").glob("*/slice*.sh"))
+    assert len(scripts) == 4
+    for script in scripts:
+        assert f"exec {venvs[0]}/bin/python " in script.read_text()
+
+
 def test_container_flags_that_do_not_fit_are_clear_errors(tmp_path: Path) -> None:
     missing = run_module(PATTERNS, "--packaging", "container", cwd=tmp_path)
     assert missing.returncode == 1
