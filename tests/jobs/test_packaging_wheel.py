@@ -3,6 +3,8 @@ hash, installed into a venv there, imported by the tasks from that venv."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import slurm_magics as sm
-from slurm_magics.core.packaging import PackagingError
+from slurm_magics.core.packaging import PackagingError, render_venv_build, venv_path
+from slurm_magics.jobs.packaging import build_wheel
 from slurm_magics.transport import LocalTransport, SSHTransport
 from tests.helpers import require_cluster, ssh_options
 
@@ -155,3 +158,27 @@ def test_over_ssh_the_wheel_is_uploaded_and_used(root: str, tmp_path: Path) -> N
         assert path.startswith(f"{root}/venvs/tinyproj_sm-")
     finally:
         cluster.close()
+
+
+def test_concurrent_venv_builds_leave_one_working_venv(tmp_path: Path) -> None:
+    # Four notebooks preparing the same wheel at once: each builds aside, one rename wins.
+    project = _write_project(tmp_path / "race", "0.4", "raced")
+    wheel = asyncio.run(build_wheel(project))
+    wheel_path = tmp_path / wheel.filename
+    wheel_path.write_bytes(wheel.data)
+    venv = venv_path(str(tmp_path / "root"), wheel.distribution, wheel.digest)
+    script = render_venv_build(sys.executable, venv, str(wheel_path), unzip=wheel.pure)
+    builds = [
+        subprocess.Popen(["bash", "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    said = sorted(build.communicate(timeout=300)[0].split()[-1] for build in builds)
+    assert all(build.returncode == 0 for build in builds)
+    assert said.count("venv:built") == 1, said
+    assert said.count("venv:reused") == 3, said
+    assert [p.name for p in Path(venv).parent.iterdir()] == [Path(venv).name]  # no leftovers
+    probe = subprocess.run(
+        [f"{venv}/bin/python", "-c", "import tinyproj_sm, cloudpickle; print(tinyproj_sm.VALUE)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert probe.stdout.strip() == "raced"
