@@ -3,6 +3,7 @@ the loopback registry (plain HTTP), pin by digest, run the tasks inside the imag
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 import urllib.request
@@ -40,8 +41,9 @@ def fail_inside() -> None:
     raise KeyError("only-in-the-container")
 
 
-def square(x: int) -> int:
-    return x * x
+def square_where(x: int) -> tuple[int, str]:
+    """x squared, and SLURM's array index as the container sees it (--env=SLURM_*)."""
+    return x * x, os.environ.get("SLURM_ARRAY_TASK_ID", "missing")
 
 
 def _dockerfile(folder: Path, *lines: str) -> str:
@@ -125,8 +127,8 @@ def test_results_logs_and_exceptions_come_back(image_cluster: sm.Cluster) -> Non
 
 def test_a_map_in_the_image_is_still_one_array_job(image_cluster: sm.Cluster) -> None:
     before = image_cluster.counters.get("sbatch", 0)
-    array = sm.task(square).on(image_cluster).map(range(6))
-    assert array.result(timeout=300) == [0, 1, 4, 9, 16, 25]
+    array = sm.task(square_where).on(image_cluster).map(range(6))
+    assert array.result(timeout=300) == [(x * x, str(x)) for x in range(6)]
     assert len(array.job_ids) == 1
     assert image_cluster.counters.get("sbatch", 0) - before == 1
 
