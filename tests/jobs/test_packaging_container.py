@@ -192,6 +192,7 @@ def test_bad_images_and_registries_fail_before_anything_is_submitted(
     ):
         connect(sm.Packaging.container(dockerfile=good, registry="127.0.0.1:1/sm-nowhere",
                                        tls_verify=False))  # fmt: skip
-    with pytest.raises(PackagingError, match=r"runtime='apptainer' is not available on local"):
+    missing = r"runtime='apptainer' is not available on this machine: install"
+    with pytest.raises(PackagingError, match=missing):
         connect(sm.Packaging.container(dockerfile=good, registry=f"{registry}/sm-good",
                                        tls_verify=False, runtime="apptainer"))  # fmt: skip

@@ -47,7 +47,8 @@ async def detect_runtime(
     said = [line for line in result.stdout.splitlines() if line.startswith("runtime:")]
     found = said[-1].removeprefix("runtime:") if said else "none"
     if found == "none":
-        where = transport.description
+        where = transport.description.removeprefix("ssh://")
+        where = "this machine" if where == "local" else where
         what = (
             f"runtime={wanted!r} is not available"
             if wanted
