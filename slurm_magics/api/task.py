@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
@@ -206,7 +207,9 @@ class Task(Generic[P, R]):
         argument); with a single iterable, a dict item becomes keyword arguments.
         """
         calls: list[Call] = []
-        firsts, others = list(iterable), [list(more) for more in iterables]
+        firsts = list(iterable)
+        # bounded by the first: a later iterable may be endless (itertools.repeat)
+        others = [list(itertools.islice(more, len(firsts))) for more in iterables]
         if others:
             calls = [(tuple(items), {}) for items in zip(firsts, *others, strict=False)]
         else:
