@@ -22,6 +22,7 @@ from slurm_magics.core.resources import ResourceError, resources_from_options
 from slurm_magics.jobs.cluster import Cluster
 from slurm_magics.jobs.futures import AwaitableFuture
 from slurm_magics.jobs.job import Call, Job
+from slurm_magics.jobs.pool.pool import WorkerPool
 
 __all__ = ["ExecutorFuture", "SlurmExecutor"]
 
@@ -45,6 +46,7 @@ class SlurmExecutor(concurrent.futures.Executor):
 
     Args:
         cluster: where jobs go (default: the default cluster when first used).
+        pool: an ``sm.WorkerPool`` whose workers run the calls instead (no batching needed).
         batch_window: seconds without a new submit after which a burst is sent (>= 0).
         max_batch: at most this many submits per burst.
         chunk_size: calls per array task (>= 1); pipefunc maps with
@@ -66,6 +68,7 @@ class SlurmExecutor(concurrent.futures.Executor):
         self,
         cluster: Cluster | None = None,
         *,
+        pool: WorkerPool | None = None,
         batch_window: float = 0.05,
         max_batch: int = 10_000,
         chunk_size: int = 1,
@@ -77,6 +80,7 @@ class SlurmExecutor(concurrent.futures.Executor):
             raise ResourceError(f"chunk_size={chunk_size!r} must be a whole number of at least 1.")
         self._chunk_size = chunk_size
         self._cluster = cluster
+        self._pool = pool
         self._window = batch_window
         self._max_batch = max_batch
         self._name = name
@@ -107,6 +111,16 @@ class SlurmExecutor(concurrent.futures.Executor):
             ResourceError: a pipefunc function's resources cannot be honoured (nothing sent).
             RuntimeError: after ``shutdown``.
         """
+        if self._pool is not None:  # its workers take calls one by one, in milliseconds
+            future = ExecutorFuture()
+            with self._lock:
+                if self._shutdown:
+                    raise RuntimeError("cannot schedule new futures after shutdown")
+                self._futures.append(future)
+            self._pool.submit(fn, *args, **kwargs).add_done_callback(
+                functools.partial(_copy_outcome, future)
+            )
+            return future
         if not self._taught:  # pipefunc imported after this executor was made
             self._taught = teach_core_count(SlurmExecutor, _max_workers)
         where = placement(
@@ -191,6 +205,10 @@ class SlurmExecutor(concurrent.futures.Executor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
         if not calls:
             return iter([])
+        if self._pool is not None:
+            pooled = self._pool.submit_calls(fn, calls, name=getattr(fn, "__name__", self._name))
+            self._futures.extend(pooled.jobs)
+            return _results(pooled.jobs, deadline)
         run = self.cluster.submit_calls(
             fn,
             calls,

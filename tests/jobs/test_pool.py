@@ -72,6 +72,14 @@ def test_pool_submit_and_tasks_per_worker(pool: sm.WorkerPool) -> None:
     assert sum(worker.tasks_done for worker in pool.workers) >= 200
 
 
+def test_slurm_executor_on_a_pool(pool: sm.WorkerPool) -> None:
+    with sm.SlurmExecutor(pool=pool) as executor:
+        assert list(executor.map(pow, [2] * 20, range(20))) == [2**i for i in range(20)]
+        future = executor.submit(pow, 3, 3)
+        assert future.result(timeout=60) == 27
+        assert asyncio.run(_await(future)) == 27  # type: ignore[arg-type]
+
+
 def test_cancel_interrupts_a_running_task_and_the_worker_comes_back(pool: sm.WorkerPool) -> None:
     slow = work.on(pool)(120.0)
     _until(lambda: slow.state is sm.JobState.RUNNING)

@@ -22,7 +22,13 @@ from slurm_magics.jobs.cache import CACHE_IDENTITY
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.job import Job, JobArray, slurm_ids_of
 from slurm_magics.ui.magics.cell import CellError, analyse_cell, make_cell_function
-from slurm_magics.ui.magics.namespace import job_named, job_variable, map_items, shipped
+from slurm_magics.ui.magics.namespace import (
+    job_named,
+    job_variable,
+    map_items,
+    pool_variable,
+    shipped,
+)
 from slurm_magics.ui.magics.options import (
     OptionsError,
     cancel_parser,
@@ -138,6 +144,8 @@ class SlurmMagics(Magics):
         runner = task(name=name, resources=options.resources, cache=options.cache)(function)
         if after:
             runner = runner.after(*after)
+        if options.pool is not None:
+            runner = runner.on(pool_variable(self._namespace, options.pool))
         try:
             submitted: Tracked
             if items is None:

@@ -10,9 +10,10 @@ import cloudpickle
 from IPython.core.error import UsageError
 
 from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.pool.pool import WorkerPool
 from slurm_magics.ui.magics.cell import CellAnalysis
 
-__all__ = ["job_named", "job_variable", "map_items", "shipped", "type_name"]
+__all__ = ["job_named", "job_variable", "map_items", "pool_variable", "shipped", "type_name"]
 
 _INDEXED = re.compile(r"^([A-Za-z_]\w*)\[(-?\d+)\]$")
 
@@ -52,6 +53,17 @@ def job_variable(namespace: dict[str, Any], option: str, name: str) -> Job | Job
         raise UsageError(
             f"%%slurm: {option} {name}: {name!r} holds a {type_name(value)}, not a job; "
             "give variables bound to jobs (e.g. by %%slurm -o VAR)."
+        )
+    return value
+
+
+def pool_variable(namespace: dict[str, Any], name: str) -> WorkerPool:
+    """The WorkerPool a ``--pool VAR`` names (UsageError when VAR holds something else)."""
+    value = namespace.get(name)
+    if not isinstance(value, WorkerPool):
+        raise UsageError(
+            f"%%slurm: --pool {name}: {name!r} holds a {type_name(value)}, not a WorkerPool; "
+            "make one first: pool = sm.WorkerPool(workers=4, cpus=1, memory='1G')."
         )
     return value
 

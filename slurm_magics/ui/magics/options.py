@@ -82,7 +82,7 @@ def _variable(prog: str, option: str, value: str) -> str:
 
 # -- %%slurm ------------------------------------------------------------------------------------
 _CELL_FLAGS = ("-o", "--cpus", "--mem", "--time", "--gpus", "--partition", "--name")
-_CELL_FLAGS_MORE = ("--after", "--map", "--wait", "-h", "--help")
+_CELL_FLAGS_MORE = ("--after", "--map", "--pool", "--wait", "-h", "--help")
 _NEXT_FLAG = re.compile(
     r"\s(?:" + "|".join(map(re.escape, _CELL_FLAGS + _CELL_FLAGS_MORE)) + r")(?=[\s=]|$)"
 )
@@ -97,6 +97,7 @@ class CellOptions:
     resources: Resources = dataclasses.field(default_factory=Resources)
     name: str | None = None
     after: tuple[str, ...] = ()
+    pool: str | None = None  # the variable holding the WorkerPool that runs the cell
     map_name: str | None = None
     map_expression: str | None = None
     wait: bool = False
@@ -131,6 +132,7 @@ def cell_parser() -> _Parser:
         default=[],
         help="start after these jobs succeeded (afterok), without passing their values",
     )
+    parser.add_argument("--pool", metavar="VAR", help="run on the workers of the WorkerPool VAR")
     parser.add_argument(
         "--map",
         metavar="NAME=EXPR",
@@ -232,6 +234,7 @@ def parse_cell(line: str) -> CellOptions:
         resources=_resources(prog, namespace),
         name=name,
         after=tuple(after),
+        pool=None if namespace.pool is None else _variable(prog, "--pool", namespace.pool),
         map_name=map_name,
         map_expression=map_expression,
         wait=namespace.wait,
