@@ -254,7 +254,8 @@ def main() -> None:
             print(f"  {key}: {ours[key] / peer[key]:.2f}x")
     if args.memory:
         held, dropped = memory_per_task(cluster, args.memory)
-        print(f"\nclient memory, {args.memory} tasks: {held:.0f} B/task held, {dropped:.0f} dropped")
+        print(f"\nclient memory, {args.memory} tasks: {held:.0f} B/task held,", end=" ")
+        print(f"{dropped:.0f} B/task once the futures are dropped")
     cluster.close()
 
 
