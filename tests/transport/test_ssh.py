@@ -155,14 +155,39 @@ def ssh_config(ssh: SSHInfo, tmp_path: Path, extra: str = "") -> Path:
     return path
 
 
+def connections_to(port: int) -> set[tuple[str, str]]:
+    """Established TCP connections to ``port`` on this machine: (client end, its program)."""
+    listed = subprocess.run(
+        ["ss", "-Htnp", "state", "established", f"( dport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = set()
+    for line in listed.splitlines():
+        program = re.search(r'users:\(\("([^"]+)"', line)
+        found.add((line.split()[2], program.group(1) if program else "?"))
+    return found
+
+
 def test_ssh_config_aliases_work(ssh: SSHInfo, tmp_path: Path) -> None:
     config = ssh_config(ssh, tmp_path)
 
     async def who(t: SSHTransport) -> str:
         return (await t.run(["id", "-un"])).stdout.strip()
 
+    async def hop_makers(t: SSHTransport) -> list[str]:
+        """The programs that opened TCP connections to the target's sshd meanwhile."""
+        before = connections_to(ssh.port)
+        assert (await t.run(["id", "-un"])).stdout.strip() == ssh.user
+        return sorted(program for _, program in connections_to(ssh.port) - before)
+
     assert using(SSHTransport("sm-dev", ssh_config=config), who) == ssh.user
     assert using(SSHTransport("sm-via-jump", ssh_config=config), who) == ssh.user
+    # The jump and the target are one sshd here, so prove the hop: through ProxyJump the
+    # target's connection is opened by the jump's sshd (direct-tcpip), not by this process.
+    assert "sshd" not in using(SSHTransport("sm-dev", ssh_config=config), hop_makers)
+    assert "sshd" in using(SSHTransport("sm-via-jump", ssh_config=config), hop_makers)
     with pytest.raises(SSHLoginError, match="UserKnownHostsFile none"):
         using(SSHTransport("sm-unchecked", ssh_config=config), who)
     # The whole path: an alias given to sm.connect runs a job.
