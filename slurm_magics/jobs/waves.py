@@ -1,14 +1,10 @@
 """Waves: a map larger than the room the controller leaves is submitted in slices that fit.
 
-The room is the smallest gap between a limit on queued jobs (MaxJobCount; the QOS's
-MaxSubmitJobsPerUser and GrpSubmitJobs; the association's MaxSubmitJobs and GrpSubmitJobs)
-and what the user has queued, counted from the poller's squeue (no extra call). What does
-not fit waits on the client, its jobs PENDING with the reason "waiting for room: ...", and
-is submitted as earlier tasks leave the queue. A run that depends on a run still waiting is
-held back until every wave of its upstream is submitted, so its ``afterok`` names them all.
-A refusal by a limit (sbatch's "QOSMaxSubmitJobPerUserLimit", "temporarily unable to accept
-job", ...) becomes a wait too, said once; only where waiting cannot help (nothing of the
-user's is queued and one job is still refused) the jobs fail with a ``SubmissionError``.
+The room: the smallest gap between a limit on queued jobs (MaxJobCount, the QOS's and the
+association's submit limits) and what the user has queued, from the poller's squeue. What
+does not fit waits on the client (PENDING, "waiting for room: ...") and goes in as earlier
+tasks leave the queue; a run depending on it is held until all of it is in SLURM. A limit's
+refusal becomes a wait, said once; where waiting cannot help, a ``SubmissionError``.
 """
 
 from __future__ import annotations
@@ -20,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from slurm_magics.core.errors import SubmissionError
+from slurm_magics.core.errors import ClusterError, SubmissionError
 from slurm_magics.core.limits import (
     ACTIVE_STATES,
     Limit,
@@ -71,8 +67,7 @@ def dependency_expression(upstream: Sequence[Job | JobArray], condition: str) ->
     ids: list[str] = []
     for item in upstream:
         if isinstance(item, Job):
-            if not _succeeded([item]):
-                ids.append(item.job_id)
+            ids += [] if _succeeded([item]) else [item.job_id]
             continue
         for run in item.runs:
             for part in run.slices:
@@ -112,17 +107,16 @@ class Waves:
         self.counts = QueueCounts()
         self.in_qos: collections.Counter[str] = collections.Counter()
         self.queue: collections.deque[Pending] = collections.deque()
-        #: SLURM ids of slices submitted here: their QOS, elements, when, whether squeue saw them
+        #: SLURM ids of slices submitted here: their QOS, elements and when
         self._slices: dict[str, tuple[str, int, float]] = {}
-        self._unseen: set[str] = set()
+        self._unseen: set[str] = set()  # ... not in any squeue output yet
         self._said: set[str] = set()  # limits already announced
         self._refused_until = 0.0
         self._queue_seen = False  # squeue counted the user's jobs at least once
         self._refusals = 0
         self._pumping: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one pump at a time: never the same slice twice
-        #: sbatch calls made and the most jobs counted as queued at once (for tests)
-        self.stats: collections.Counter[str] = collections.Counter()
+        self.stats: collections.Counter[str] = collections.Counter()  # sbatch, most_queued
         if isinstance(scheduler, Scheduler):
             scheduler.watch_refusals = True
 
@@ -294,16 +288,22 @@ class Waves:
             dependency=dependency_expression(pending.upstream, pending.condition) or None,
         )
         script = render_script(spec)
-        path = f"{run.run_dir}/slice{first}.sh"
-        await self.transport.write_files({path: script.encode()})
         self.stats["sbatch"] += 1
         try:
+            await self.transport.write_files({f"{run.run_dir}/slice{first}.sh": script.encode()})
             slurm_id = await self.scheduler.submit(script, tag=spec.sent_tag)
         except SubmitLimitError as refused:
             return self._refused(pending, refused.refusal, n)
         except SubmissionError as error:
             self._failed(pending, error)
             return True
+        except ClusterError as error:  # unreachable for now: the caller hears it, or later
+            if pending.first_error is not None and not pending.first_error.done():
+                self._failed(pending, error)  # nothing of the run is in SLURM
+                return True
+            log.warning("slurm_magics: a wave of %s failed (%s); trying again", run.name, error)
+            self._back_off()
+            return False
         self._refusals = 0
         pending.cap = min(pending.cap * 2, 1 << 62)  # after a refusal: grow back
         run.slices.append(Slice(slurm_id, first, spec.n_elements))
@@ -347,17 +347,20 @@ class Waves:
                 ),
             )
             return True
-        self._refusals += 1
-        pause = min(RETRY_AFTER_REFUSAL[0] * 2 ** (self._refusals - 1), RETRY_AFTER_REFUSAL[1])
-        self._refused_until = time.monotonic() + pause
+        self._back_off()
         self._wait(f"waiting for room: {refusal.description} ({refusal.limit})")
-        loop = asyncio.get_running_loop()
-        loop.call_later(pause + 0.01, self.kick)
         if pending.first_error is not None and not pending.first_error.done():
             pending.first_error.set_result(None)  # the caller gets its futures; they wait
         return False
 
-    def _failed(self, pending: Pending, error: SubmissionError) -> None:
+    def _back_off(self) -> None:
+        """Submit nothing for a while (2 s, doubling up to 60 s), then try again."""
+        self._refusals += 1
+        pause = min(RETRY_AFTER_REFUSAL[0] * 2 ** (self._refusals - 1), RETRY_AFTER_REFUSAL[1])
+        self._refused_until = time.monotonic() + pause
+        asyncio.get_running_loop().call_later(pause + 0.01, self.kick)
+
+    def _failed(self, pending: Pending, error: SubmissionError | ClusterError) -> None:
         """sbatch refused a slice for good: its caller hears it, or its jobs fail."""
         if self.queue and self.queue[0] is pending:
             self.queue.popleft()
