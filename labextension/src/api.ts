@@ -11,6 +11,7 @@ import type {
   GraphReply,
   JobsReply,
   LogReply,
+  StartReply,
   Stream
 } from './types';
 
@@ -44,6 +45,11 @@ export class SlurmAPI {
     return this.request<LogReply>(
       `jobs/${encodeURIComponent(jobId)}/log?stream=${stream}&bytes=${bytes}`
     );
+  }
+
+  /** Why a job waits and its expected start: one squeue --start on the server. */
+  start(jobId: string): Promise<StartReply> {
+    return this.request<StartReply>(`jobs/${encodeURIComponent(jobId)}/start`);
   }
 
   cancel(

@@ -17,6 +17,7 @@ import {
   taskRanges
 } from './model';
 import type { RunInfo, Stream } from './types';
+import { WaitingInfo } from './waiting';
 
 /** How much of a log the panel shows (the server's cap is 64 KiB). */
 export const LOG_BYTES = 32 * 1024;
@@ -57,6 +58,7 @@ export class RunDetail {
       class: 'jp-SlurmDetail-message',
       role: 'status'
     });
+    this.waiting = new WaitingInfo(actions.api);
     this.tasks = h('div', { class: 'jp-SlurmDetail-tasks' });
     this.graph = h('div', { class: 'jp-SlurmDetail-graph' });
     this.taskInput = h('input', {
@@ -97,6 +99,7 @@ export class RunDetail {
         this.openButton
       ),
       this.message,
+      this.waiting.node,
       this.tasks,
       h('div', { class: 'jp-SlurmDetail-heading' }, 'Dependencies'),
       this.graph,
@@ -151,6 +154,7 @@ export class RunDetail {
   show(run: RunInfo | null): void {
     const previous = this.run;
     this.run = run;
+    this.waiting.show(run);
     this.node.hidden = run === null;
     if (run === null) {
       this.logs.stop();
@@ -392,6 +396,7 @@ export class RunDetail {
   private readonly cancelButton: HTMLButtonElement;
   private readonly openButton: HTMLButtonElement;
   private readonly message: HTMLElement;
+  private readonly waiting: WaitingInfo;
   private readonly tasks: HTMLElement;
   private readonly graph: HTMLElement;
   private readonly taskInput: HTMLInputElement;

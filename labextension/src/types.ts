@@ -88,6 +88,17 @@ export interface LogReply {
   truncated: boolean;
 }
 
+/** Why a job waits and when SLURM expects it to start (GET jobs/<id>/start). */
+export interface StartReply {
+  job_id: string;
+  pending: boolean;
+  reason: string;
+  explanation: string;
+  /** ISO local time, or null when SLURM has no estimate yet. */
+  start: string | null;
+  text: string;
+}
+
 export interface CancelReply {
   run_id: string;
   cancelled: string[];

@@ -31,6 +31,7 @@ __all__ = [
     "QueueHandler",
     "Refused",
     "SlurmAPIHandler",
+    "StartHandler",
     "bad_request",
     "handlers",
     "parse_run_id",
@@ -176,6 +177,16 @@ class LogHandler(SlurmAPIHandler):
         await self.run(self.service.log_tail(array_id, task, stream, max_bytes))
 
 
+class StartHandler(SlurmAPIHandler):
+    """GET /jobs/<id>/start: why a pending job (or array) waits, in words, and when SLURM
+    expects it to start (one ``squeue --start`` per request, never polled)."""
+
+    @tornado.web.authenticated
+    async def get(self, job_id: str) -> None:
+        array_id, task = parse_slurm_id(job_id)
+        await self.run(self.service.start(array_id, task))
+
+
 class GraphHandler(SlurmAPIHandler):
     """GET /runs/<run id>/graph: the runs it depends on and those depending on it."""
 
@@ -226,6 +237,7 @@ def handlers(base_url: str, service: SlurmService) -> list[tuple[str, type, dict
         (f"{prefix}/jobs", JobsHandler, options),
         (f"{prefix}/queue", QueueHandler, options),
         (f"{prefix}/jobs/([^/]+)/log", LogHandler, options),
+        (f"{prefix}/jobs/([^/]+)/start", StartHandler, options),
         (f"{prefix}/runs/([^/]+)/graph", GraphHandler, options),
         (f"{prefix}/cancel", CancelHandler, options),
     ]

@@ -23,6 +23,7 @@ from slurm_magics.scheduler.slurm import Scheduler
 from slurm_magics.server import views
 from slurm_magics.server.settle import SACCT_INTERVAL, Settler, read_tail
 from slurm_magics.server.views import JSON, QueueSnapshot
+from slurm_magics.server.waiting import start_view
 from slurm_magics.transport import LocalTransport
 
 __all__ = ["CancelTarget", "LookupFailed", "QueueCache", "SlurmService"]
@@ -232,6 +233,13 @@ class SlurmService:
         path = log_path(record.run_dir, job_id, stream=stream)
         data, size = await asyncio.to_thread(read_tail, path, max_bytes)
         return views.log_view(job_id, stream, data, size, max_bytes)
+
+    async def start(self, array_id: str, task: int | None) -> JSON:
+        """Why a job of the registry waits and when SLURM expects it to start: one
+        ``squeue --start``, only when asked (it is costly for the controller)."""
+        await asyncio.to_thread(self._resolve, array_id, task)  # only jobs of the registry
+        job_id = array_id if task is None else f"{array_id}_{task}"
+        return start_view(job_id, await self.scheduler.start_estimates([array_id]))
 
     async def graph(self, run_id: str) -> JSON:
         snapshot = await self.queue.get()

@@ -34,7 +34,9 @@ function apiKind(url) {
     ? 'log'
     : path.endsWith('/graph')
       ? 'graph'
-      : path;
+      : path.endsWith('/start')
+        ? 'start'
+        : path;
 }
 
 /** Count the panel's requests, and the most of one kind in flight at once. */
@@ -166,8 +168,21 @@ try {
     .first();
   seen.notebook_group = await group.innerText();
 
-  // The held job: select it, cancel it through the dialog, watch it become CANCELLED.
+  // The waiting job: select it, ask why it waits and until when (one click, one request),
+  // then cancel it through the dialog and watch it become CANCELLED.
   await page.locator(row(held.job_id)).click();
+  const why = page.locator('#slurm-magics-panel .jp-SlurmDetail-why');
+  await why.waitFor({ state: 'visible' });
+  await why.click();
+  await page.waitForFunction(() => {
+    const text = document.querySelector(
+      '#slurm-magics-panel .jp-SlurmDetail-waiting'
+    )?.textContent;
+    return text && text.includes(' · ');
+  });
+  seen.waiting = await page
+    .locator('#slurm-magics-panel .jp-SlurmDetail-waiting')
+    .innerText();
   const cancel = page.locator('#slurm-magics-panel .jp-SlurmDetail-cancel');
   await cancel.waitFor({ state: 'visible' });
   await cancel.click();

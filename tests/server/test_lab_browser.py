@@ -8,6 +8,7 @@ to test-artifacts/lab-sidebar.png. This test asserts on the text it saw.
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 import subprocess
@@ -135,7 +136,9 @@ def test_the_sidebar_shows_jobs_change_state_and_cancels_one(
     step = sm.task(greet, memory="100M", time=5).on(local)
     first = step.with_options(extra={"hold": True})(None, "first")  # released by run_browser
     second = step(first, "second")  # afterok: runs after first, gets its value
-    held = sm.task(lambda: None, name="held_task", memory="100M", extra={"hold": True})
+    # waits for its begin time: the panel asks why and until when on a click
+    held = sm.task(lambda: None, name="held_task", memory="100M", extra={"begin": "now+600"})
+    begin = datetime.datetime.now() + datetime.timedelta(minutes=10)
     waiting = held.on(local)()
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "lab-sidebar.png"
@@ -163,6 +166,12 @@ def test_the_sidebar_shows_jobs_change_state_and_cancels_one(
         assert states[job.job_id][0] == "PENDING" and states[job.job_id][-1] == "COMPLETED"
     assert "RUNNING" in states[first.job_id] + states[second.job_id], states
     assert states[waiting.job_id] == ["PENDING", "CANCELLED"]
+    # Why it waited, in words, and SLURM's expected start, asked on a click.
+    why, _, when = seen["waiting"].partition(" · expected start ")
+    assert why == "BeginTime: asked to start later (--begin)", seen["waiting"]
+    start = datetime.datetime.strptime(when, "%Y-%m-%d %H:%M:%S")
+    assert abs((start - begin).total_seconds()) < 60, seen["waiting"]
+    assert seen["max_in_flight"]["start"] == 1
     # Cancelling asked first, named the job, and really cancelled it.
     assert f"Cancel job {waiting.job_id} (held_task)?" in seen["dialog"]
     assert seen["cancel_message"] == f"Cancelled {waiting.job_id}."
@@ -179,6 +188,7 @@ def test_the_sidebar_shows_jobs_change_state_and_cancels_one(
     assert seen["status_bar"].startswith("SLURM: ") and "running" in seen["status_bar"]
     assert seen["notebook_tab"] == NOTEBOOK_NAME
     assert seen["page_errors"] == []
+    assert seen["console_errors"] == [], seen["console_errors"]  # none, not even a 404
     # One request of each kind in flight at most; hidden, the panel backs off (30 s).
     assert all(n == 1 for n in seen["max_in_flight"].values()), seen["max_in_flight"]
     assert {"jobs", "log", "graph", "cancel"} <= set(seen["max_in_flight"])
