@@ -9,17 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from slurm_magics.core.launch_scripts import (
+    pinned_reference,
+    render_container_launch,
+    render_venv_build,
+    venv_path,
+    wheel_digest,
+)
 from slurm_magics.core.packaging import (
     Launch,
     Packaging,
     PackagingError,
     Runtime,
     coerce_packaging,
-    pinned_reference,
-    render_container_launch,
-    render_venv_build,
-    venv_path,
-    wheel_digest,
 )
 from slurm_magics.core.resources import Resources
 from slurm_magics.core.sbatch import ScriptSpec, render_script

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import slurm_magics as sm
-from slurm_magics.core.packaging import PackagingError, render_venv_build, venv_path
+from slurm_magics.core.launch_scripts import render_venv_build, venv_path
+from slurm_magics.core.packaging import PackagingError
 from slurm_magics.jobs.packaging import build_wheel
 from slurm_magics.transport import LocalTransport, SSHTransport
 from tests.helpers import require_cluster, ssh_options

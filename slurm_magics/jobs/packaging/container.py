@@ -12,13 +12,13 @@ import shlex
 from collections.abc import Callable
 
 from slurm_magics.core.errors import ClusterError
+from slurm_magics.core.launch_scripts import render_container_launch
 from slurm_magics.core.packaging import (
     RUNTIMES,
     ContainerOptions,
     Launch,
     PackagingError,
     Runtime,
-    render_container_launch,
 )
 from slurm_magics.jobs.environment import check_environment
 from slurm_magics.jobs.packaging.image import find_builder, resolve_image

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from slurm_magics.core.packaging import ContainerOptions, PackagingError, pinned_reference
+from slurm_magics.core.launch_scripts import pinned_reference
+from slurm_magics.core.packaging import ContainerOptions, PackagingError
 
 __all__ = ["BuildProgress", "build_image", "find_builder", "push_image", "resolve_image"]
 

@@ -13,14 +13,8 @@ from pathlib import Path
 
 import cloudpickle
 
-from slurm_magics.core.packaging import (
-    Launch,
-    PackagingError,
-    WheelOptions,
-    render_venv_build,
-    venv_path,
-    wheel_digest,
-)
+from slurm_magics.core.launch_scripts import render_venv_build, venv_path, wheel_digest
+from slurm_magics.core.packaging import Launch, PackagingError, WheelOptions
 from slurm_magics.jobs.environment import check_environment
 from slurm_magics.transport import Transport
 
