@@ -52,7 +52,7 @@ CELLS = [
     ),
     ("any_name", "self = j1"),
     ("job_named_self", "%%slurm --wait\nself + 1"),  # names never clash with arguments
-    ("map", "%%slurm -o squares --map x=[1, 2, 3] --wait\nx * base"),
+    ("map", "%%slurm -o squares --map x=[1, 2, 3] --wait\nprint('item', x)\nx * base"),
     ("map_dicts", "%%slurm --map cfg=[{'lr': 0.5}, {'lr': 0.25}] --wait\ncfg['lr'] * 4"),
     ("up", "%%slurm -o up --mem 100M\nimport time\ntime.sleep(3)\n21"),
     ("down", "%%slurm -o down --after up\n'after up'"),
@@ -109,7 +109,18 @@ CELLS = [
     ("not_python", "%%slurm\n!ls"),
     ("help", "%%slurm --help\n1"),
     ("bad_backend", "%slurm_connect --backend bogus"),
+    ("live_one", "%%slurm -o live_one --time 5\nimport time\ntime.sleep(300)"),
+    ("live_map", "%%slurm -o live_map --map x=[1, 2] --time 5\nimport time\ntime.sleep(300)"),
     ("cancel_all", "%scancel --all"),
+    (
+        "after_cancel_all",
+        "import time\n"
+        "for _ in range(300):\n"
+        "    if live_one.done() and live_map.done():\n"
+        "        break\n"
+        "    time.sleep(0.1)\n"
+        "(live_one.cancelled(), live_one.state.value, [j.state.value for j in live_map])",
+    ),
 ]
 
 
@@ -274,7 +285,7 @@ def test_squeue_table(outputs: dict) -> None:
 def test_slurm_logs(outputs: dict) -> None:
     assert _text(outputs["logs"], "stdout").strip() == "hello from the cluster"
     assert _text(outputs["logs_stderr"], "stdout").strip() == "a warning"
-    assert "(job " in _text(outputs["logs_task"]) or _text(outputs["logs_task"]) == ""
+    assert _text(outputs["logs_task"], "stdout").strip() == "item 2"
     assert "pick one, e.g. squares[0]" in _usage_error(outputs["logs_array"])
 
 
@@ -308,4 +319,8 @@ def test_bad_options_are_usage_errors_naming_the_value(outputs: dict) -> None:
 
 def test_scancel_all_says_what_it_did(outputs: dict) -> None:
     said = _text(outputs["cancel_all"], "stdout")
-    assert said.startswith(("cancelled", "nothing to cancel"))
+    # live jobs were there to cancel: a job and a map of two tasks still sleeping
+    assert re.search(r"^cancelled job \d+ \(live_one\)$", said, re.MULTILINE), said
+    assert re.search(r"^cancelled .*live_map.*: 2 unfinished tasks$", said, re.MULTILINE), said
+    assert "nothing to cancel" not in said
+    assert _result(outputs["after_cancel_all"]) == "(True, 'CANCELLED', ['CANCELLED', 'CANCELLED'])"
