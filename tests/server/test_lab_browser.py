@@ -189,7 +189,6 @@ def test_the_sidebar_shows_jobs_change_state_and_cancels_one(
     assert seen["notebook_tab"] == NOTEBOOK_NAME
     assert seen["page_errors"] == []
     assert seen["console_errors"] == [], seen["console_errors"]  # none, not even a 404
-    assert seen["console_errors"] == [], seen["console_errors"]  # none, not even a 404
     # One request of each kind in flight at most; hidden, the panel backs off (30 s).
     assert all(n == 1 for n in seen["max_in_flight"].values()), seen["max_in_flight"]
     assert {"jobs", "log", "graph", "cancel"} <= set(seen["max_in_flight"])
