@@ -66,5 +66,12 @@ async def keep_one(run: Runner, user: str, tag: str, submitted: str) -> str:
         return submitted
     kept, extra = found[0], found[1:]
     log.warning("the lost sbatch made job %s after all; cancelling the copy %s", kept, extra)
-    await run(["scancel", *extra])
+    cancelled = await run(["scancel", *extra])
+    if cancelled.returncode != 0:  # kept is tracked all the same; say that a copy runs too
+        log.error(
+            "SLURM refused to cancel the copy %s (%s): it runs beside job %s; scancel it by hand",
+            extra,
+            (cancelled.stderr or cancelled.stdout).strip(),
+            kept,
+        )
     return kept
