@@ -29,6 +29,7 @@ from slurm_magics.core.payload import (
 from slurm_magics.core.reasons import StartEstimate
 from slurm_magics.core.resources import Resources
 from slurm_magics.core.sbatch import ScriptSpec, check_path
+from slurm_magics.jobs.collector import collector_paused
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.environment import check_environment
 from slurm_magics.jobs.job import Call, Job, JobArray, Run, jobs_of
@@ -115,13 +116,8 @@ class Cluster:
         )
         engine.call(transport.make_dirs(self.sentinel_dir))
         self.poller.on_retry = self._record_retry
-        self.waves = Waves(  # the client-side queue of what does not fit the job limits
-            self.scheduler,
-            transport,
-            self.config,
-            max_array_size=self.max_array_size,
-            on_submitted=self._wave_submitted,
-        )
+        # the client-side queue of what does not fit under the cluster's job limits
+        self.waves = Waves(self.scheduler, self.config, self.max_array_size, self._wave_submitted)
         self.poller.on_queue = self.waves.on_queue
         with _users_lock:
             _transport_users[id(transport)] = _transport_users.get(id(transport), 0) + 1
@@ -171,6 +167,7 @@ class Cluster:
         )
         return run.jobs[0]
 
+    @collector_paused()  # one future per item: 100,000 of them without GC passes
     def submit_calls(
         self,
         function: Callable[..., Any],

@@ -32,7 +32,6 @@ from slurm_magics.core.sbatch import ScriptSpec, render_script
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.job import Job, JobArray, Run, Slice
 from slurm_magics.scheduler.slurm import Scheduler, SchedulerBackend
-from slurm_magics.transport import Transport
 
 __all__ = ["Pending", "Waves", "dependency_expression"]
 
@@ -92,14 +91,12 @@ class Waves:
     def __init__(
         self,
         scheduler: SchedulerBackend,
-        transport: Transport,
         config: ClusterConfig,
-        *,
         max_array_size: int,
         on_submitted: Callable[[Run], None],
     ) -> None:
         self.scheduler = scheduler
-        self.transport = transport
+        self.transport = scheduler.transport
         self.config = config
         self.max_array_size = max_array_size
         self.on_submitted = on_submitted
