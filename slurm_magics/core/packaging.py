@@ -118,8 +118,9 @@ class Packaging:
                 scripts pull ``registry@sha256:<digest>``.
             platform: the build platform, e.g. ``"linux/amd64"``.
             tls_verify: False for a plain-HTTP or self-signed registry (push and pull).
-            push: False to use a built or given image without pushing (it must then be
-                reachable by that name from the compute nodes).
+            push: True (default) pushes a built image, or tags and pushes a given one to
+                ``registry``; False uses ``image`` as given, which must then be pinned
+                (``name@sha256:...``) and reachable from the compute nodes.
             runtime: ``"pyxis"``, ``"apptainer"`` or ``"podman"``; default: the first
                 found on the cluster, in that order.
             builder: ``"podman"`` or ``"docker"``; default: whichever is found here.
@@ -172,11 +173,11 @@ def _check_container(options: ContainerOptions) -> None:
                 f"mount {mount!r} must be an absolute cluster path without ',' or ':' (it is "
                 "mounted at the same path inside the image)."
             )
-    if options.dockerfile is not None and options.push and options.registry is None:
+    if options.dockerfile is not None and (options.registry is None or not options.push):
         raise PackagingError(
-            f"a built image must be pushed somewhere the compute nodes pull from: pass "
-            f"registry='host[:port]/name' with dockerfile={options.dockerfile!r}, or "
-            "push=False if the nodes share this machine's image store."
+            "a built image must be pushed somewhere the compute nodes pull from, and job "
+            "scripts pin the digest the registry stores: pass registry='host[:port]/name' "
+            f"(with push=True) along with dockerfile={options.dockerfile!r}."
         )
 
 

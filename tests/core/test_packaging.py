@@ -164,6 +164,8 @@ def test_packaging_values_and_their_errors() -> None:
         Packaging.container()
     with pytest.raises(PackagingError, match="pass registry='host"):
         Packaging.container(dockerfile="Dockerfile")
+    with pytest.raises(PackagingError, match=r"\(with push=True\) along with dockerfile='D'"):
+        Packaging.container(dockerfile="D", registry="h:1/p", push=False)
     with pytest.raises(PackagingError, match="runtime='docker' must be one of pyxis"):
         Packaging.container(image="x@" + DIGEST, runtime="docker")  # type: ignore[arg-type]
     with pytest.raises(PackagingError, match="mount 'data' must be an absolute"):
