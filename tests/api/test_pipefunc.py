@@ -164,6 +164,19 @@ def test_internal_parallelism_gets_the_jobs_resources(cluster: sm.Cluster) -> No
     assert inner["pid"] != os.getpid()
 
 
+@pytest.mark.slurm_only  # nodes and tasks per node exist only for SLURM
+def test_nodes_with_cpus_per_node(cluster: sm.Cluster) -> None:
+    @pipefunc(output_name="spread", resources={"nodes": 1, "cpus_per_node": 2})
+    def spread(a: int) -> dict[str, Any]:
+        keys = ("SLURM_JOB_NUM_NODES", "SLURM_NTASKS_PER_NODE")
+        return {**seen(), **{key: os.environ.get(key) for key in keys}}
+
+    executor = sm.SlurmExecutor(cluster, memory="100M")
+    got = Pipeline([spread]).map({"a": 1}, executor=executor, parallel=True)["spread"].output
+    assert (got["SLURM_JOB_NUM_NODES"], got["SLURM_NTASKS_PER_NODE"]) == ("1", "1")
+    assert got["SLURM_CPUS_PER_TASK"] == "2"
+
+
 # -- a dict of executors ----------------------------------------------------------------------
 @pipefunc(output_name="remote", mapspec="x[i] -> remote[i]", resources={"cpus": 2})
 def on_slurm(x: int) -> dict[str, Any]:
