@@ -29,6 +29,7 @@ import shutil
 import stat
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -78,6 +79,14 @@ def _others_jobs() -> int:
     return len(out.stdout.split())
 
 
+def _import_seconds() -> float:
+    """What every SLURM task of ours pays first: a Python that imports pipefunc (to unpickle
+    its work item), timed here and now (the machine's load shows in it)."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", "import cloudpickle, pipefunc.map._run"], check=True)
+    return time.monotonic() - started
+
+
 async def _run(executor: Any, elements: int, folder: Path) -> tuple[float, Any]:
     pipeline = Pipeline([square, total])
     started = time.monotonic()
@@ -119,6 +128,7 @@ def main() -> None:
     print(f"{args.elements} elements + a reduce, {args.rounds} rounds, chunk_size={chunk}")
     for round_ in range(args.rounds):
         order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        print(f"round {round_ + 1}: python + import pipefunc takes {_import_seconds():.1f} s")
         for name in order:
             folder = work / f"{name}-{round_}"
             folder.mkdir()
