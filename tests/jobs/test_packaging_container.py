@@ -146,6 +146,28 @@ def test_with_options_runs_one_task_in_the_image(
         plain.close()
 
 
+def has_marker() -> bool:
+    return os.path.exists(MARKER_PATH)
+
+
+def test_given_images_pinned_or_tagged_and_pushed(image_cluster: sm.Cluster) -> None:
+    pinned = image_cluster.launches.ship().image
+    as_given = sm.Packaging.container(image=pinned, push=False, tls_verify=False)
+    assert (
+        sm.task(has_marker).with_options(packaging=as_given).on(image_cluster)().result(timeout=180)
+    )
+    # A local image by tag is pushed to the registry and pinned by what it stored.
+    base = sm.Packaging.container(
+        image=_containers().base_image,
+        registry=f"{_containers().registry}/sm-base",
+        tls_verify=False,
+    )
+    task = sm.task(has_marker).with_options(packaging=base).on(image_cluster)
+    assert task().result(timeout=180) is False
+    launch = image_cluster.launches.ship(base)
+    assert launch.image.startswith(f"{_containers().registry}/sm-base@sha256:")
+
+
 def test_over_ssh_the_runtime_is_found_and_the_task_runs_in_the_image(
     root: str, packaging: sm.Packaging, marker: str
 ) -> None:
