@@ -1,4 +1,5 @@
-"""A one-node SLURM cluster (with accounting and an sshd) on this machine, for development.
+"""A one-node SLURM cluster (with accounting and an sshd) on this machine, for development;
+also podman, a loopback registry and a base image for the container packaging tests.
 
 `up()` installs and starts it (root, Debian/Ubuntu), `down()` stops what `up()` started,
 `status()` says what runs, `load_info()` reads how to reach it. The CLI twin is
