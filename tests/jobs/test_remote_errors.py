@@ -76,3 +76,34 @@ def test_value_of_a_module_missing_here_names_its_type(cluster: sm.Cluster, tmp_
     assert "cluster_only.Thing" in text and "No module named 'cluster_only'" in text
     assert isinstance(caught.value.__cause__, Exception)
     assert caught.value.state is sm.JobState.FAILED
+
+
+def skewed_value(folder: str) -> object:
+    """A value of ``skewlib`` as version 2 (in ``folder``) writes it."""
+    sys.path.insert(0, folder)
+    import skewlib  # type: ignore[import-not-found]
+
+    return skewlib.Point(1, 2)
+
+
+def test_value_of_another_version_of_a_library_names_its_type(
+    cluster: sm.Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Version 2 on the cluster's side pickles Point(x, y); version 1 here takes one argument.
+    for version, source in (
+        (
+            "v2",
+            "class Point:\n    def __init__(self, x, y):\n        self.x, self.y = x, y\n"
+            "    def __reduce__(self):\n        return (Point, (self.x, self.y))\n",
+        ),
+        ("v1", "class Point:\n    def __init__(self, x):\n        self.x = x\n"),
+    ):
+        (tmp_path / version).mkdir()
+        (tmp_path / version / "skewlib.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path / "v1"))
+    monkeypatch.delitem(sys.modules, "skewlib", raising=False)
+    job = cluster.submit(skewed_value, str(tmp_path / "v2"))
+    with pytest.raises(sm.JobFailedError) as caught:
+        job.result(timeout=120)
+    text = str(caught.value)
+    assert "skewlib.Point" in text and "TypeError" in text, text
