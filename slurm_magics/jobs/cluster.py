@@ -49,6 +49,7 @@ _transport_users: dict[int, int] = {}
 _users_lock = threading.Lock()
 
 Condition = Literal["afterok", "afterany"]
+_PLAIN = frozenset({int, float, complex, str, bytes, bool, type(None), tuple, list, dict, set})
 
 
 class Cluster:
@@ -278,6 +279,8 @@ class Cluster:
             raise dependency_error(None, repr(dependency), why)
 
     def _reference(self, upstream: list[Job | JobArray], obj: Any) -> Reference:
+        if type(obj) in _PLAIN:  # most of what is pickled: no isinstance walk per object
+            return None
         if isinstance(obj, FileReference):
             return ("ref", obj.reference())
         if not isinstance(obj, Job | JobArray):
