@@ -31,6 +31,7 @@ __all__ = [
     "BASE_IMAGE",
     "CONTAINERS_CONF_PATH",
     "RECIPE_LABEL",
+    "apt_mirror",
     "ensure_base_image",
     "registry_answers",
     "registry_config_path",
@@ -152,6 +153,13 @@ def start_registry(params: ClusterParams, executable: str) -> int:
 # --- the base image ---------------------------------------------------------------------------
 
 
+def apt_mirror(sources: str) -> str | None:
+    """The first Debian mirror in apt sources text: deb822 ``URIs: http://.../debian`` or a
+    one-line ``deb [options] http://.../debian suite ...``; None if there is none."""
+    found = re.search(r"^(?:URIs:|deb\b).*?(https?://\S+/debian)/?(?:\s|$)", sources, re.M)
+    return found.group(1) if found else None
+
+
 def _debian_suite_and_mirror() -> tuple[str, str]:
     """This machine's Debian suite (VERSION_CODENAME) and its first apt mirror."""
     release = Path("/etc/os-release").read_text()
@@ -164,11 +172,9 @@ def _debian_suite_and_mirror() -> tuple[str, str]:
             text = source.read_text()
         except OSError:
             continue
-        found = re.search(r"^(?:URIs:|deb)\s+(https?://\S+/debian)\s*$", text, re.MULTILINE)
-        if found is None:
-            found = re.search(r"^(?:URIs:|deb)\s+(https?://\S+/debian)\s", text, re.MULTILINE)
+        found = apt_mirror(text)
         if found:
-            mirror = found.group(1)
+            mirror = found
             break
     return suite, mirror
 

@@ -15,6 +15,7 @@ from slurm_magics import devcluster
 from slurm_magics.devcluster.config import ClusterParams, Layout
 from slurm_magics.devcluster.containers import (
     CONTAINERS_CONF_PATH,
+    apt_mirror,
     render_containers_conf,
     render_registry_config,
 )
@@ -45,6 +46,21 @@ def test_registry_config_is_loopback_without_auth() -> None:
     conf = render_containers_conf()
     assert 'runtime = "runc"' in conf
     assert 'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]' in conf
+
+
+@pytest.mark.parametrize(
+    ("sources", "mirror"),
+    [
+        ("Types: deb\nURIs: http://deb.debian.org/debian/\nSuites: bookworm\n",
+         "http://deb.debian.org/debian"),
+        ("deb [signed-by=/k.gpg] https://mirror.example.org/debian bookworm main\n",
+         "https://mirror.example.org/debian"),
+        ("deb http://security.debian.org/debian-security bookworm-security main\n", None),
+        ("# deb http://old.example.org/debian bookworm main\n", None),
+    ],
+)  # fmt: skip
+def test_the_base_image_comes_from_the_apt_mirror(sources: str, mirror: str | None) -> None:
+    assert apt_mirror(sources) == mirror
 
 
 @pytest.mark.cluster
