@@ -12,15 +12,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from slurm_magics.core.errors import ClusterError
-from slurm_magics.core.outcomes import dependency_error, failure_without_result
+from slurm_magics.core.outcomes import dependency_error
 from slurm_magics.core.parsing import ClusterConfig, QueueRow
-from slurm_magics.core.states import JobState, normalise_state, state_from_stderr
+from slurm_magics.core.states import JobState, normalise_state
 from slurm_magics.jobs.ending import Ending, Key, note_timing
 from slurm_magics.jobs.job import Job, Run
-from slurm_magics.jobs.retries import count_slurm_requeue, run_again
+from slurm_magics.jobs.retries import run_again
+from slurm_magics.jobs.settling import Settling
 from slurm_magics.scheduler.slurm import SchedulerBackend
 from slurm_magics.transport import ConnectionLostError, Transport
 
@@ -35,7 +36,6 @@ BACKOFF = 1.5
 NEVER_SATISFIED = "DependencyNeverSatisfied"
 REQUEUE_SETTLE = 3.0  # seconds between seeing a failed attempt ended and requeuing it
 
-_TAKEN_OUT = "was cancelled while pending, outside this session (scancel of the task, the panel)"
 
 # Pending reasons of tasks that will not start by themselves any moment.
 _NOT_STARTING_SOON = ("Dependency", "Held", "BeginTime", "Limit")
@@ -58,8 +58,6 @@ class Poller:
         self.transport = transport
         self.sentinel_dir = sentinel_dir
         self.config = config
-        self.result_grace = result_grace
-        self.vanish_grace = vanish_grace
         self.max_interval = min(MAX_INTERVAL, max(MIN_INTERVAL, config.min_job_age / 4))
         self.interval = MIN_INTERVAL
         self.ticks = 0
@@ -67,7 +65,6 @@ class Poller:
         self.running_jobs: int | None = None
         self._runs: dict[str, Run] = {}
         self._slices: dict[str, Run] = {}
-        self._missing_since: dict[Key, float] = {}
         self._unlisted: dict[str, str] = {}  # folders that cannot be listed, and why
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -81,6 +78,17 @@ class Poller:
         self._rearmed: dict[str, float] = {}  # runs whose dependency was set again, until when
         self._seen_pending: set[Key] = set()  # elements pending at the last squeue
         self._taken_out: set[Key] = set()  # ... then gone without a row: cancelled while pending
+        #: how jobs squeue reports ended, or no longer lists, get their end
+        self.settling = Settling(
+            scheduler,
+            config,
+            self.ending,
+            self._runs,
+            self._slices,
+            self._taken_out,
+            result_grace=result_grace,
+            vanish_grace=vanish_grace,
+        )
         #: called with each squeue's rows (the waves count the user's jobs in them)
         self.on_queue: Callable[[list[QueueRow]], None] | None = None
         #: called as on_retry(run, element, attempt, error) for each new attempt
@@ -161,7 +169,7 @@ class Poller:
         if self.on_queue is not None:
             self.on_queue(rows)
         ended, absent, never, put_back = self._apply_queue(rows)
-        changed |= await self._requeued_by_slurm(put_back)
+        changed |= await self.settling.requeued_by_slurm(put_back, self.on_retry)
         # An element to run again is requeued once SLURM has ended its attempt (a result
         # can land before the process exits); until then, and in this tick's rows, its
         # old end is not an end.
@@ -176,8 +184,8 @@ class Poller:
         absent = [key for key in absent if key not in self._requeue]
         if ended or absent:
             changed |= await self._collect_results()  # a result may have landed meanwhile
-        changed |= await self._settle_ended(ended)
-        changed |= await self._settle_absent(absent)
+        changed |= await self.settling.settle_ended(ended)
+        changed |= await self.settling.settle_absent(absent)
         changed |= await self._flush_requeues(ready)
         now = time.monotonic()
         # A run re-armed after its upstream was requeued still shows the old verdict in
@@ -205,8 +213,8 @@ class Poller:
             self._requeue.update(chosen)
             return False
         for key in chosen:
-            self._missing_since.pop(key, None)
-            for job in self._jobs_of(key):  # not the old attempt's RUNNING any more
+            self.settling.missing_since.pop(key, None)
+            for job in self.settling.jobs_of(key):  # not the old attempt's RUNNING any more
                 job._set_live(JobState.PENDING, "Requeued")
         until = time.monotonic() + 3 * self.max_interval
         self._rearmed.update((run.run_id, until) for run in rearmed)
@@ -274,18 +282,14 @@ class Poller:
                 await self.ending.from_file(job)
 
     # -- squeue -------------------------------------------------------------------------------
-    def _keys_of(self, slurm_id: str, task_ids: tuple[int, ...] | None) -> list[Key]:
-        """The (run, element) keys a scheduler row stands for ([] for jobs not tracked)."""
-        run = self._slices.get(slurm_id)
-        if run is None:
-            return []
-        part = next(p for p in run.slices if p.slurm_id == slurm_id)
-        return [(run.run_id, part.first_element + task) for task in task_ids or (0,)]
-
     def _apply_queue(
         self, rows: list[QueueRow]
     ) -> tuple[dict[Key, QueueRow], list[Key], list[Key], list[Key]]:
-        seen = {key: row for row in rows for key in self._keys_of(row.array_job_id, row.task_ids)}
+        seen = {
+            key: row
+            for row in rows
+            for key in self.settling.keys_of(row.array_job_id, row.task_ids)
+        }
         ended: dict[Key, QueueRow] = {}
         absent: list[Key] = []
         never: list[Key] = []
@@ -342,62 +346,13 @@ class Poller:
         self._seen_pending = pending
         return ended, sorted(set(absent)), sorted(set(never)), sorted(set(put_back))
 
-    async def _requeued_by_slurm(self, keys: list[Key]) -> bool:
-        """SLURM put running attempts back in the queue (their node failed): a retry when
-        retry_on has NODE_FAIL and retries are left, else cancelled and failed NODE_FAIL."""
-        for key in keys:
-            run, jobs = self._runs[key[0]], self._jobs_of(key)
-            if not jobs:
-                continue
-            tail = await self.ending.stderr_tail(jobs[0])
-            detail = "was put back in the queue by SLURM (its node failed, say)"
-            error = failure_without_result(
-                JobState.NODE_FAIL,
-                job_id=jobs[0].job_id,
-                exit_code=None,
-                stderr_tail=tail,
-                log_paths=jobs[0].log_paths(),
-                detail=detail,
-            )
-            if count_slurm_requeue(run, key[1], error, self.on_retry):
-                for job in jobs:
-                    job._set_live(JobState.PENDING, "Requeued")
-                continue
-            note = await self._cancel_never_starting([run.slurm_id_of(key[1])])
-            for job in jobs:
-                job._end_failed(
-                    JobState.NODE_FAIL,
-                    failure_without_result(
-                        JobState.NODE_FAIL,
-                        job_id=job.job_id,
-                        exit_code=None,
-                        stderr_tail=tail,
-                        log_paths=job.log_paths(),
-                        detail=detail + note,
-                    ),
-                )
-        return bool(keys)
-
-    def _jobs_of(self, key: Key) -> list[Job]:
-        run = self._runs[key[0]]
-        first = key[1] * run.chunk_size
-        return [j for j in run.jobs[first : first + run.chunk_size] if not j.done()]
-
-    async def _cancel_never_starting(self, slurm_ids: Iterable[str]) -> str:
-        """scancel jobs that can never start; a refusal (they stay PENDING in SLURM, never to
-        run) is logged and returned as a note for their errors, never swallowed."""
-        try:
-            await self.scheduler.cancel(slurm_ids)
-        except ClusterError as refused:
-            log.warning("could not cancel jobs that can never start: %s", refused)
-            return f" (and scancel was refused, so SLURM still lists it: {refused})"
-        return ""
-
     async def _fail_never_satisfied(self, keys: list[Key]) -> None:
-        note = await self._cancel_never_starting(self._runs[k[0]].slurm_id_of(k[1]) for k in keys)
+        note = await self.settling.cancel_never_starting(
+            self._runs[k[0]].slurm_id_of(k[1]) for k in keys
+        )
         for key in keys:
             run = self._runs[key[0]]
-            for job in self._jobs_of(key):
+            for job in self.settling.jobs_of(key):
                 upstream = run.dependency or "another job"
                 error = dependency_error(job.job_id, upstream, "failed" + note)
                 self.ending.fail(job, JobState.DEPENDENCY_FAILED, error)
@@ -407,117 +362,9 @@ class Poller:
         waiting = [job for job in run.jobs if not job.done()]
         if not waiting:
             return
-        note = await self._cancel_never_starting(part.slurm_id for part in run.slices)
+        note = await self.settling.cancel_never_starting(part.slurm_id for part in run.slices)
         why = ("was cancelled" if upstream.cancelled() else "failed") + note
         for job in waiting:
             self.ending.fail(
                 job, JobState.DEPENDENCY_FAILED, dependency_error(job.job_id, repr(upstream), why)
             )
-
-    async def _end_without_sentinel(
-        self,
-        key: Key,
-        jobs: list[Job],
-        state: JobState,
-        exit_code: str | None,
-        tail: str,
-        detail: str = "",
-    ) -> bool:
-        self._missing_since.pop(key, None)
-        await self.ending.without_result(jobs, state, exit_code, tail, detail)
-        return True
-
-    async def _settle_ended(self, ended: dict[Key, QueueRow]) -> bool:
-        changed = False
-        now = time.monotonic()
-        due: list[tuple[Key, QueueRow, JobState, str]] = []
-        for key, row in ended.items():
-            jobs = self._jobs_of(key)
-            if not jobs:
-                continue
-            tail = await self.ending.stderr_tail(jobs[0])
-            state = normalise_state(row.state, stderr=tail)
-            if state in (JobState.COMPLETED, JobState.FAILED):
-                # The runner writes a result for each item before exiting: wait a little
-                # for it (shared file systems show new files late) before calling it lost.
-                first = self._missing_since.setdefault(key, now)
-                if now - first < self.result_grace:
-                    continue
-            due.append((key, row, state, tail))
-        codes = await self._exit_codes(
-            [key for key, _, state, _ in due if state is JobState.FAILED]
-        )
-        for key, row, state, tail in due:
-            detail = "was preempted" if row.state.startswith("PREEMPTED") else ""
-            changed |= await self._end_without_sentinel(
-                key, self._jobs_of(key), state, codes.get(key), tail, detail
-            )
-        return changed
-
-    async def _exit_codes(self, keys: list[Key]) -> dict[Key, str]:
-        """sacct's exit codes ("0:9": killed by signal 9) of ended elements, in one call;
-        none without accounting or when sacct fails (squeue prints no exit codes)."""
-        if not keys or not self.config.accounting:
-            return {}
-        slurm_ids = {self._runs[k[0]].slurm_id_of(k[1]) for k in keys}
-        try:
-            rows = await self.scheduler.accounting(slurm_ids)
-        except ClusterError as error:
-            log.warning("sacct failed (%s); ending the jobs without their exit codes", error)
-            return {}
-        wanted = set(keys)
-        return {
-            key: row.exit_code
-            for row in rows
-            if normalise_state(row.state).finished
-            for key in self._keys_of(row.array_job_id, row.task_ids)
-            if key in wanted
-        }
-
-    async def _settle_absent(self, keys: list[Key]) -> bool:
-        if not keys:
-            return False
-        rows: dict[Key, tuple[str, str]] = {}
-        if self.config.accounting:
-            slurm_ids = {part.slurm_id for k in keys for part in self._runs[k[0]].slices}
-            try:
-                for row in await self.scheduler.accounting(slurm_ids):
-                    for key in self._keys_of(row.array_job_id, row.task_ids):
-                        rows[key] = (row.state, row.exit_code)
-            except ClusterError as error:
-                log.warning("sacct failed (%s); trying again later", error)
-                return False
-        changed = False
-        now = time.monotonic()
-        for key in keys:
-            jobs = self._jobs_of(key)
-            if not jobs:
-                continue
-            first = self._missing_since.setdefault(key, now)
-            tail = await self.ending.stderr_tail(jobs[0])
-            if key in self._taken_out and (
-                key not in rows or not normalise_state(rows[key][0]).finished
-            ):
-                self._taken_out.discard(key)
-                changed |= await self._end_without_sentinel(
-                    key, jobs, JobState.CANCELLED, None, tail, _TAKEN_OUT
-                )
-                continue
-            if key in rows:
-                state = normalise_state(rows[key][0], stderr=tail)
-                if state.finished and (
-                    state not in (JobState.COMPLETED, JobState.FAILED)
-                    or now - first >= self.result_grace
-                ):
-                    changed |= await self._end_without_sentinel(
-                        key, jobs, state, rows[key][1], tail
-                    )
-                continue
-            if now - first < (
-                self.result_grace if not self.config.accounting else self.vanish_grace
-            ):
-                continue
-            state = state_from_stderr(tail) or JobState.FAILED
-            detail = "" if state is not JobState.FAILED else "left the queue without a result"
-            changed |= await self._end_without_sentinel(key, jobs, state, None, tail, detail)
-        return changed
