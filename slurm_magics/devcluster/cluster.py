@@ -193,7 +193,11 @@ def up() -> ClusterInfo:
                 f"ssh key login to root@127.0.0.1:{params.ssh_port} failed: {error}\n"
                 f"{log_tail(layout.log('sshd'))}"
             )
-        base_image = ensure_base_image(layout)
+        try:
+            base_image = ensure_base_image(layout)
+        except DevClusterError as error:  # SLURM stays usable; the container tests say why
+            _log.error("base image: %s\n(run `slurm-magics devcluster up` again)", error)
+            base_image = ""
     except BaseException:
         _stop_started(layout, state, started)
         raise

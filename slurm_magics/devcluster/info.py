@@ -47,7 +47,7 @@ class ContainersInfo:
 
     registry_host: str
     registry_port: int
-    base_image: str  # in podman's local storage: Debian's python3 with cloudpickle
+    base_image: str  # in podman's local storage: Debian's python3 + cloudpickle; "" if it failed
 
     @property
     def registry(self) -> str:

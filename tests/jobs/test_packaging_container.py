@@ -56,6 +56,7 @@ def _dockerfile(folder: Path, *lines: str) -> str:
 def _containers() -> ContainersInfo:
     containers = load_info().containers
     assert containers is not None, "the dev cluster records no registry: run devcluster up"
+    assert containers.base_image, "devcluster up could not build the base image: see its log"
     return containers
 
 

@@ -68,6 +68,7 @@ def test_up_records_a_registry_that_answers_and_a_cached_base_image() -> None:
     info = devcluster.up()
     assert info.containers is not None
     assert info.containers.registry_host == "127.0.0.1"
+    assert info.containers.base_image, "the base image was not built: see up's log"
     assert "registry" in info.pids
     saved = json.loads((info.state_dir / "cluster.json").read_text())
     assert saved["containers"]["registry_port"] == info.containers.registry_port
