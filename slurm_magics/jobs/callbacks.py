@@ -39,6 +39,9 @@ def run_callbacks(invoke: Callable[[], None]) -> None:
     when called on the engine thread. ``invoke`` must report its own errors (as
     ``Future._invoke_callbacks`` does: logged, never raised)."""
     if engine.in_engine_thread():
-        _callback_pool().submit(invoke)
-    else:
-        invoke()
+        try:
+            _callback_pool().submit(invoke)
+            return
+        except RuntimeError:  # the interpreter is shutting down: no new threads
+            pass
+    invoke()
