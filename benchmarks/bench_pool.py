@@ -107,6 +107,8 @@ def run_parsl(args: argparse.Namespace, cluster: sm.Cluster) -> Result:
     from parsl.providers import SlurmProvider  # noqa: PLC0415
 
     folder = tempfile.mkdtemp(prefix="bench-parsl-")
+    # Parsl starts its interchange (and the workers their pool) as scripts found on PATH.
+    os.environ["PATH"] = f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"
     provider = SlurmProvider(
         partition="debug",
         nodes_per_block=1,
@@ -133,7 +135,7 @@ def run_parsl(args: argparse.Namespace, cluster: sm.Cluster) -> Result:
         app = parsl.python_app(square)
         step = parsl.python_app(increment)
         app(0).result()  # the block is up and one worker answers
-        while executor.connected_workers < args.workers:  # type: ignore[attr-defined]
+        while sum(m["worker_count"] for m in executor.connected_managers()) < args.workers:
             time.sleep(0.05)
         ready = time.perf_counter() - started
 
