@@ -152,6 +152,8 @@ def check_node_failure(
         once.result(timeout=60)
     assert caught.value.state is sm.JobState.NODE_FAIL, str(caught.value)
     assert once.state is sm.JobState.NODE_FAIL
+    # (done-callbacks run on their own threads: this one may come a moment after result())
+    wait_for(lambda: "once" in resolved, 10, "the done-callback")
     assert resolved["once"] - declared < 30, resolved["once"] - declared
 
     # The task with retries=1 runs again (SLURM's own requeue counted as its retry) ...
