@@ -14,6 +14,7 @@ from slurm_magics.core.packaging import Packaging, coerce_packaging
 from slurm_magics.core.resources import ResourceError, Resources, resources_from_options
 from slurm_magics.jobs.cache import cached
 from slurm_magics.jobs.cluster import Cluster, Condition
+from slurm_magics.jobs.collector import collector_paused
 from slurm_magics.jobs.job import Call, Job, JobArray
 from slurm_magics.jobs.pool.pool import WorkerPool
 from slurm_magics.jobs.retries import DEFAULT_RETRY_ON, check_retry_on
@@ -200,6 +201,7 @@ class Task(Generic[P, R]):
             f"|{settings.condition}:{after}"
         )
 
+    @collector_paused()  # one future per item: 100,000 of them without GC passes
     def map(self, iterable: Iterable[Any], /, *iterables: Iterable[Any]) -> JobArray:
         """Submit one call per item as ONE array job; returns a JobArray (results in order).
 
