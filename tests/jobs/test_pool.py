@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ import slurm_magics as sm
 from slurm_magics.core import pool_protocol
 from slurm_magics.core.pool_protocol import Kind
 from slurm_magics.scheduler.local import LocalScheduler
+from tests.helpers import squeue_ids
 
 pytestmark = pytest.mark.cluster
 
@@ -163,6 +165,29 @@ def test_scancel_of_the_pool_job_mid_map_resolves_every_future(cluster: sm.Clust
         assert failures, "the map should not have finished before the scancel"
         assert all(isinstance(error, sm.JobFailedError) for error in failures)
         assert p.job_id in str(failures[-1])
+
+
+CLIENT = """
+import os, sys
+import slurm_magics as sm
+cluster = sm.connect(root=sys.argv[1], partition="debug")
+pool = sm.WorkerPool(2, memory="200M", time="00:10:00", cluster=cluster, heartbeat_timeout=5)
+pool.ready(2).result(timeout=300)
+print(pool.job_id, flush=True)
+os._exit(9)  # the client dies without a word
+"""
+
+
+@pytest.mark.slow
+def test_workers_exit_soon_after_their_client_dies(local: sm.Cluster) -> None:
+    client = subprocess.run(
+        [sys.executable, "-c", CLIENT, local.root], capture_output=True, text=True, timeout=400
+    )
+    job_id = client.stdout.split()[-1]
+    assert client.returncode == 9, client.stderr
+    died = time.monotonic()
+    _until(lambda: not squeue_ids() & {f"{job_id}_0", f"{job_id}_1"}, timeout=60)
+    print(f"workers gone {time.monotonic() - died:.1f} s after their client died")
 
 
 def _until(condition: Any, timeout: float = 120.0) -> None:
