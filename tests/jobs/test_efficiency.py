@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import time
 
 import pytest
 
 import slurm_magics as sm
-from slurm_magics.core.efficiency import TaskUsage
+from slurm_magics.core.efficiency import AccountingOffError, TaskUsage
 from slurm_magics.core.resources import parse_memory
 from slurm_magics.jobs.efficiency import EfficiencyReport
 from tests.helpers import sibling, wait_for
@@ -127,3 +128,18 @@ def test_a_held_job_says_it_is_held(cluster: sm.Cluster) -> None:
         assert arr.expected_start() is None  # SLURM makes no estimate for a held job
     finally:
         arr.cancel()
+
+
+@pytest.mark.slurm_only
+def test_without_accounting_the_report_says_so_and_asks_nothing(cluster: sm.Cluster) -> None:
+    job = hog.on(cluster)(2)
+    job.result(timeout=300)
+    other = sibling(cluster)  # a cluster whose configuration says: no accounting storage
+    other.config = dataclasses.replace(other.config, accounting=False)
+    try:
+        found = sm.Job.attach(job.job_id, cluster=other)
+        with pytest.raises(AccountingOffError, match=r"accounting is off .* ask the admin"):
+            found.efficiency()
+        assert other.counters.get("sacct", 0) == 0
+    finally:
+        other.close()
