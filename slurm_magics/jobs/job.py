@@ -18,7 +18,6 @@ from slurm_magics.core.parsing import element_slurm_id
 from slurm_magics.core.reasons import StartEstimate
 from slurm_magics.core.sbatch import log_path
 from slurm_magics.core.states import JobState
-from slurm_magics.jobs import table
 from slurm_magics.jobs import efficiency, table, waiting
 from slurm_magics.jobs.futures import AwaitableFuture
 
