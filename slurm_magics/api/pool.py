@@ -33,6 +33,8 @@ class WorkerPool(_Pool):
             a worker counts as lost (and workers exit when the client is gone).
         idle_timeout: seconds without tasks after which the workers are released (None:
             never).
+        replace_before: seconds before a worker's time limit at which a fresh worker is
+            submitted and the old one finishes its task and leaves (None: never).
 
     Raises:
         ResourceError: a resource value is invalid (nothing submitted).
@@ -53,6 +55,7 @@ class WorkerPool(_Pool):
         heartbeat: float = 2.0,
         heartbeat_timeout: float = 30.0,
         idle_timeout: float | None = None,
+        replace_before: float | None = 300.0,
         **resources: object,
     ) -> None:
         asked: Resources = resources_from_options(cpus=cpus, memory=memory, time=time, **resources)
@@ -65,4 +68,5 @@ class WorkerPool(_Pool):
             heartbeat=heartbeat,
             heartbeat_timeout=heartbeat_timeout,
             idle_timeout=idle_timeout,
+            replace_before=replace_before,
         )

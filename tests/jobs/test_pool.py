@@ -167,6 +167,28 @@ def test_scancel_of_the_pool_job_mid_map_resolves_every_future(cluster: sm.Clust
         assert p.job_id in str(failures[-1])
 
 
+@pytest.mark.slow
+@pytest.mark.slurm_only  # a second pool has no free slot on the two-slot local backend
+def test_a_worker_near_its_time_limit_is_replaced_without_losing_a_task(
+    cluster: sm.Cluster,
+) -> None:
+    # time limit 120 s, replaced 105 s before it: the first worker leaves ~15 s after its start
+    with sm.WorkerPool(
+        1, memory="200M", time="00:02:00", replace_before=105, cluster=cluster, name="poolrenew"
+    ) as p:
+        p.ready(1).result(timeout=300)
+        first = p.worker_jobs[0]
+        results = []
+        deadline = time.monotonic() + 200
+        while len(p.worker_jobs) < 2 or not first.done():
+            results.append(work.on(p)(0.5).result(timeout=120))
+            assert time.monotonic() < deadline, "the worker was not replaced in time"
+        assert first.state is sm.JobState.COMPLETED  # it left by itself, not killed
+        assert work.on(p)(21).result(timeout=120) == 42  # the replacement takes tasks
+        assert p.workers[0].name.startswith(p.worker_jobs[1].job_id)
+        assert results and all(r == 0.5 for r in results)
+
+
 CLIENT = """
 import os, sys
 import slurm_magics as sm

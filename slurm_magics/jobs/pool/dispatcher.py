@@ -143,6 +143,14 @@ class Dispatcher:
                 state.conn.send(Kind.CANCEL, protocol.pack_records([(task.task_id, [])]))
                 break
 
+    def drain(self, prefix: str) -> None:
+        """Tell the worker whose name starts with ``prefix`` to hand back what it has not
+        started, finish its task and leave (it is about to reach its time limit)."""
+        for state in self.workers.values():
+            if state.name.startswith(prefix) and not state.leaving:
+                state.leaving = True
+                state.conn.send(Kind.SHUTDOWN)
+
     @property
     def pending(self) -> int:
         """Tasks queued or held by a worker (cancelled ones may still count until dropped)."""

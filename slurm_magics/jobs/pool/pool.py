@@ -31,6 +31,7 @@ from slurm_magics.jobs.futures import AwaitableFuture
 from slurm_magics.jobs.job import Call, Job, JobArray, Run
 from slurm_magics.jobs.pool import launch
 from slurm_magics.jobs.pool.dispatcher import Dispatcher, PoolTask, WorkerInfo
+from slurm_magics.jobs.pool.host import ClusterSide
 from slurm_magics.jobs.pool.listener import Listener
 from slurm_magics.jobs.pool.payloads import check_upstream, pickle_call, submit_after, waits_on
 from slurm_magics.jobs.pool.tasks import PoolJob, PoolTaskEvents, fail_all, pool_failure
@@ -44,7 +45,7 @@ SWEEP = 0.5  # seconds between checks of the pool's health and idleness
 SHUTDOWN_GRACE = 5.0  # seconds workers get to exit before their SLURM tasks are cancelled
 
 
-class WorkerPool:
+class WorkerPool(ClusterSide):
     """Warm workers in one SLURM array job; tasks dispatched over a socket in milliseconds.
 
     Args:
@@ -58,6 +59,9 @@ class WorkerPool:
             which workers exit when the client has gone.
         idle_timeout: seconds without any task after which the pool releases its workers
             (None: never).
+        replace_before: seconds before a worker's time limit at which a fresh worker is
+            submitted and the old one finishes its task and leaves (None: never; needs a
+            ``time`` in the resources).
 
     Raises:
         ValueError: ``workers`` is not a positive integer.
@@ -75,6 +79,7 @@ class WorkerPool:
         heartbeat: float = 2.0,
         heartbeat_timeout: float = 30.0,
         idle_timeout: float | None = None,
+        replace_before: float | None = 300.0,
     ) -> None:
         if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
             raise ValueError(f"workers={workers!r}: give a positive number of worker processes")
@@ -86,6 +91,8 @@ class WorkerPool:
         self.name = name
         self.retries = retries
         self.idle_timeout = idle_timeout
+        self.replace_before = replace_before
+        self._renewed: set[Job] = set()  # workers told to leave before their time limit
         self.description = f"pool {name} on {cluster.description}"
         self.pool_id = f"{cluster.session_id}-pool-{secrets.token_hex(3)}"
         self._secret = pool_protocol.new_secret()
@@ -168,7 +175,7 @@ class WorkerPool:
         return [job for run in self._worker_runs for job in run.jobs]
 
     def _worker_ended(self, job: Any) -> None:
-        if self._closed:
+        if self._closed or job in self._renewed:
             return
         if job.cancelled() or job.state is JobState.CANCELLED:
             why = f"the pool's job {job.job_id} was cancelled"
@@ -180,6 +187,18 @@ class WorkerPool:
             error = job.exception() if not job.cancelled() else None
             why = f"every worker of the pool ended (the last: {job.job_id}: {error})"
             self._break(lambda task: pool_failure(task, why, JobState.FAILED))
+
+    def _renew(self) -> None:
+        limit = self.resources.time_seconds
+        if not limit or self.replace_before is None:
+            return
+        for job in self.worker_jobs:
+            start = job.started_at
+            due = start is not None and start + limit - self.replace_before < time.time()
+            if due and not job.done() and job not in self._renewed:
+                self._renewed.add(job)
+                self._dispatcher.drain(f"{job.job_id}@")
+                threading.Thread(target=self._replace, args=(job,), daemon=True).start()
 
     def _replace(self, ended: Job) -> None:
         try:
@@ -202,7 +221,9 @@ class WorkerPool:
                 if not self._dispatcher.workers:
                     queued += [j for j in list(self._unfinished) if j.task is not None]
                 fail_all(queued, self._broken)
-            elif (
+                continue
+            self._renew()
+            if (
                 self.idle_timeout is not None
                 and not self._unfinished
                 and time.monotonic() - self._dispatcher.last_activity > self.idle_timeout
@@ -279,40 +300,13 @@ class WorkerPool:
         """The connected workers."""
         return [state.info() for state in list(self._dispatcher.workers.values())]
 
-    # -- JobHost --------------------------------------------------------------------------
-    passes_values = True  # a SLURM job given one of its tasks waits for the value (cluster.py)
-
-    @property
-    def identity(self) -> tuple[str, str]:
-        """Its cluster's: jobs there may take this pool's tasks as arguments."""
-        return self.cluster.identity
-
+    # -- JobHost (the rest is the cluster's, see host.py) --------------------------------
     def cancel_jobs(self, jobs: Sequence[Job]) -> None:
         """Cancel tasks: queued ones are dropped, running ones interrupted (the worker
         restarts in place)."""
         tasks = [job.task for job in jobs if isinstance(job, PoolJob) and job.task is not None]
         for task in tasks:
             engine.loop.call_soon_threadsafe(self._dispatcher.cancel, task)
-
-    def read_text(self, path: str, max_bytes: int) -> str:
-        """A file of the cluster (a worker's SLURM log)."""
-        return self.cluster.read_text(path, max_bytes)
-
-    def usage(self, slurm_ids: Sequence[str]) -> Any:
-        """What the workers' job used (sacct)."""
-        return self.cluster.usage([self.job_id])
-
-    def start_estimates(self, slurm_ids: Sequence[str]) -> Any:
-        """SLURM's start estimate of the workers' job."""
-        return self.cluster.start_estimates([self.job_id])
-
-    @property
-    def usage_source(self) -> str:
-        return self.cluster.usage_source
-
-    @property
-    def running_jobs(self) -> int | None:
-        return self.cluster.running_jobs
 
     # -- submission -----------------------------------------------------------------------
     def submit(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Job:
