@@ -22,6 +22,7 @@ from slurm_magics.jobs.ending import Ending, Key, note_timing
 from slurm_magics.jobs.job import Job, Run
 from slurm_magics.jobs.retries import run_again
 from slurm_magics.jobs.settling import Settling
+from slurm_magics.jobs.waves import submitted_end
 from slurm_magics.scheduler.slurm import SchedulerBackend
 from slurm_magics.transport import ConnectionLostError, Transport
 
@@ -299,7 +300,7 @@ class Poller:
         self._hot = False
         for run in self._runs.values():
             # waves: elements past the last submitted slice wait on the client, not in SLURM
-            submitted = max((p.first_element + max(p.n_elements, 1) for p in run.slices), default=0)
+            submitted = submitted_end(run)
             for job in run.jobs:
                 if job.done():
                     continue

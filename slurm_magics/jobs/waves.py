@@ -33,7 +33,7 @@ from slurm_magics.core.states import JobState
 from slurm_magics.jobs.job import Job, JobArray, Run, Slice
 from slurm_magics.scheduler.slurm import Scheduler, SchedulerBackend
 
-__all__ = ["Pending", "Waves", "dependency_expression"]
+__all__ = ["Pending", "Waves", "dependency_expression", "submitted_end"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,8 @@ def _succeeded(jobs: Sequence[Job]) -> bool:
     return all(j.done() and not j.cancelled() and j.exception() is None for j in jobs)
 
 
-def _submitted_end(run: Run) -> int:
+def submitted_end(run: Run) -> int:
+    """The first element of ``run`` not submitted yet (its slices go in in order)."""
     return max((p.first_element + max(p.n_elements, 1) for p in run.slices), default=0)
 
 
@@ -238,7 +239,7 @@ class Waves:
         """Why ``pending`` cannot be submitted now ("" when it can)."""
         for item in pending.upstream:
             for run in [item.run] if isinstance(item, Job) else item.runs:
-                if _submitted_end(run) < -(-run.n_items // run.chunk_size):
+                if submitted_end(run) < -(-run.n_items // run.chunk_size):
                     return f"waiting for room: its upstream {run.name} is not all submitted"
         if time.monotonic() < self._refused_until:
             return ""  # keeps the reason a refusal set
