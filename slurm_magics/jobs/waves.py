@@ -168,7 +168,7 @@ class Waves:
 
         Raises:
             SubmissionError: sbatch refused the run's first slice for a reason other than
-                room (nothing of the run is left queued then).
+                room, or ClusterError: the cluster was unreachable (nothing of it queued).
         """
         await self.load_limits()
         pending.first_error = asyncio.get_running_loop().create_future()
