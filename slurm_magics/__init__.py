@@ -31,9 +31,10 @@ from slurm_magics.core.errors import (
 from slurm_magics.core.packaging import Packaging
 from slurm_magics.core.resources import ResourceError, Resources
 from slurm_magics.core.states import JobState
+from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.cluster import Cluster
 from slurm_magics.jobs.gather import as_completed, gather
-from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.job import Job
 from slurm_magics.jobs.job import front_ends as _front_ends
 
 __all__ = [

@@ -20,8 +20,9 @@ import pytest
 
 import slurm_magics as sm
 from slurm_magics.devcluster import SSHInfo, load_info
+from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.engine import engine
-from slurm_magics.jobs.job import Job, JobArray, Run, Slice
+from slurm_magics.jobs.job import Job, Run, Slice
 from slurm_magics.scheduler.local import LocalScheduler
 from slurm_magics.transport import SSHTransport
 

@@ -13,9 +13,10 @@ from datetime import timedelta
 from slurm_magics.api.connect import default_cluster
 from slurm_magics.core.resources import parse_time
 from slurm_magics.core.states import JobState
+from slurm_magics.jobs.array import JobArray, jobs_of
 from slurm_magics.jobs.cluster import Cluster
 from slurm_magics.jobs.engine import engine
-from slurm_magics.jobs.job import Job, JobArray, jobs_of
+from slurm_magics.jobs.job import Job
 from slurm_magics.jobs.reattach import live_entry
 
 __all__ = ["attach", "cleanup", "jobs"]

@@ -12,10 +12,11 @@ from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 from slurm_magics.api.connect import default_cluster
 from slurm_magics.core.packaging import Packaging, coerce_packaging
 from slurm_magics.core.resources import ResourceError, Resources, resources_from_options
+from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.cache import cached
 from slurm_magics.jobs.cluster import Cluster, Condition
 from slurm_magics.jobs.collector import collector_paused
-from slurm_magics.jobs.job import Call, Job, JobArray
+from slurm_magics.jobs.job import Call, Job
 from slurm_magics.jobs.pool.pool import WorkerPool
 from slurm_magics.jobs.retries import DEFAULT_RETRY_ON, check_retry_on
 

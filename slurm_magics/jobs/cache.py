@@ -28,8 +28,9 @@ from typing import Any
 import cloudpickle
 
 from slurm_magics.core.states import JobState
+from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.cluster import Cluster
-from slurm_magics.jobs.job import Call, Job, JobArray
+from slurm_magics.jobs.job import Call, Job
 from slurm_magics.jobs.reattach import live_entry
 from slurm_magics.jobs.registry import Registry
 

@@ -29,10 +29,11 @@ from slurm_magics.core.payload import (
 from slurm_magics.core.reasons import StartEstimate
 from slurm_magics.core.resources import Resources
 from slurm_magics.core.sbatch import ScriptSpec, check_path
+from slurm_magics.jobs.array import JobArray, jobs_of
 from slurm_magics.jobs.collector import collector_paused
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.environment import check_environment
-from slurm_magics.jobs.job import Call, Job, JobArray, Run, jobs_of
+from slurm_magics.jobs.job import Call, Job, Run
 from slurm_magics.jobs.packaging import Launches, Packaging
 from slurm_magics.jobs.poller import Poller
 from slurm_magics.jobs.recording import record_submission

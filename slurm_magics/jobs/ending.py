@@ -7,8 +7,8 @@ or, for an element that may be retried, back to PENDING and queued for a requeue
 
 from __future__ import annotations
 
-import logging
 import asyncio
+import logging
 import time
 
 from slurm_magics.core.errors import ClusterError, JobFailedError

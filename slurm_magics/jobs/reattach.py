@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from slurm_magics.core.errors import DependencyError, JobFailedError
 from slurm_magics.core.states import JobState
+from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.cluster import Cluster
 from slurm_magics.jobs.engine import engine
-from slurm_magics.jobs.job import Job, JobArray, Run, Slice
+from slurm_magics.jobs.job import Job, Run, Slice
 from slurm_magics.jobs.recording import follow
 from slurm_magics.jobs.registry import RunRecord
 

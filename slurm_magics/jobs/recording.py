@@ -6,7 +6,8 @@ import concurrent.futures
 from collections.abc import Sequence
 from typing import Any
 
-from slurm_magics.jobs.job import Job, JobArray, Run
+from slurm_magics.jobs.array import JobArray
+from slurm_magics.jobs.job import Job, Run
 from slurm_magics.jobs.registry import Registry, RunRecord, submitting_notebook
 
 __all__ = ["follow", "record_submission"]

@@ -30,7 +30,8 @@ from slurm_magics.core.limits import (
 from slurm_magics.core.parsing import ClusterConfig, QueueRow
 from slurm_magics.core.sbatch import ScriptSpec, render_script
 from slurm_magics.core.states import JobState
-from slurm_magics.jobs.job import Job, JobArray, Run, Slice
+from slurm_magics.jobs.array import JobArray
+from slurm_magics.jobs.job import Job, Run, Slice
 from slurm_magics.scheduler.slurm import Scheduler, SchedulerBackend
 
 __all__ = ["Pending", "Waves", "dependency_expression", "submitted_end"]

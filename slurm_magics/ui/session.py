@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from slurm_magics.jobs.job import Job, JobArray, jobs_of, slurm_ids_of
+from slurm_magics.jobs.array import JobArray, jobs_of, slurm_ids_of
+from slurm_magics.jobs.job import Job
 
 __all__ = ["JobRegistry", "SessionEntry", "SessionJobs", "session_jobs"]
 

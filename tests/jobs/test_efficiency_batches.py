@@ -4,8 +4,9 @@ sacct call, never one call per task (pure: jobs of a stand-in host, no scheduler
 from __future__ import annotations
 
 from slurm_magics.core.efficiency import TaskUsage
+from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.efficiency import report, usage_batches
-from slurm_magics.jobs.job import Job, JobArray, Run, Slice
+from slurm_magics.jobs.job import Job, Run, Slice
 from tests.helpers import Host, make_array
 
 

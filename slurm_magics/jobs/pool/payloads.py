@@ -9,7 +9,8 @@ from typing import Any
 from slurm_magics.core.outcomes import dependency_error
 from slurm_magics.core.payload import ArgumentTable, FileReference, Reference
 from slurm_magics.core.states import JobState
-from slurm_magics.jobs.job import Job, JobArray, jobs_of
+from slurm_magics.jobs.array import JobArray, jobs_of
+from slurm_magics.jobs.job import Job
 from slurm_magics.jobs.pool.dispatcher import PoolTask
 from slurm_magics.jobs.pool.tasks import PoolJob
 

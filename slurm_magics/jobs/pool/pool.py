@@ -28,7 +28,8 @@ from slurm_magics.core.states import JobState
 from slurm_magics.jobs.cluster import Cluster
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.futures import AwaitableFuture
-from slurm_magics.jobs.job import Call, Job, JobArray, Run
+from slurm_magics.jobs.job import Call, Job, Run
+from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.pool import launch
 from slurm_magics.jobs.pool.dispatcher import Dispatcher, PoolTask, WorkerInfo
 from slurm_magics.jobs.pool.host import ClusterSide

@@ -18,9 +18,10 @@ from slurm_magics.core.errors import ClusterError, SlurmMagicsError
 from slurm_magics.core.parsing import SLURM_ID
 from slurm_magics.core.resources import ResourceError
 from slurm_magics.core.states import normalise_state
+from slurm_magics.jobs.array import JobArray, slurm_ids_of
 from slurm_magics.jobs.cache import CACHE_IDENTITY
 from slurm_magics.jobs.engine import engine
-from slurm_magics.jobs.job import Job, JobArray, slurm_ids_of
+from slurm_magics.jobs.job import Job
 from slurm_magics.ui.magics.cell import CellError, analyse_cell, make_cell_function
 from slurm_magics.ui.magics.namespace import (
     job_named,

@@ -9,7 +9,8 @@ from typing import Any
 import cloudpickle
 from IPython.core.error import UsageError
 
-from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.array import JobArray
+from slurm_magics.jobs.job import Job
 from slurm_magics.jobs.pool.pool import WorkerPool
 from slurm_magics.ui.magics.cell import CellAnalysis
 

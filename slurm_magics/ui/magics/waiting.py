@@ -6,7 +6,8 @@ import concurrent.futures
 import sys
 from typing import Any
 
-from slurm_magics.jobs.job import Job, JobArray, progress_bar
+from slurm_magics.jobs.array import JobArray, progress_bar
+from slurm_magics.jobs.job import Job
 from slurm_magics.ui.widgets import widgets_available
 from slurm_magics.ui.widgets.status import finished_streams
 

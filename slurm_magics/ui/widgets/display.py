@@ -8,7 +8,8 @@ from typing import Any
 from IPython import get_ipython
 from IPython.display import display
 
-from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.array import JobArray
+from slurm_magics.jobs.job import Job
 from slurm_magics.ui.session import session_jobs
 from slurm_magics.ui.widgets.status import JobStatus
 from slurm_magics.ui.widgets.sweep import SweepProgress, array_elapsed

@@ -13,7 +13,8 @@ import re
 from collections.abc import Iterable, Sequence
 
 from slurm_magics.core.states import JobState
-from slurm_magics.jobs.job import Job, JobArray, runs_of, slurm_ids_of
+from slurm_magics.jobs.array import JobArray, runs_of, slurm_ids_of
+from slurm_magics.jobs.job import Job
 from slurm_magics.ui.widgets.text import COLOURS, sweep_counts
 
 __all__ = ["Edge", "Node", "build_graph", "dependency_ids", "render_svg"]

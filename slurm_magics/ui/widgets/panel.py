@@ -12,7 +12,8 @@ import ipywidgets as w
 
 from slurm_magics.core.parsing import unset
 from slurm_magics.core.states import JobState
-from slurm_magics.jobs.job import Job, JobArray, runs_of
+from slurm_magics.jobs.array import JobArray, runs_of
+from slurm_magics.jobs.job import Job
 from slurm_magics.ui.widgets.graph import build_graph, render_svg
 from slurm_magics.ui.widgets.refresh import refresher, widget_bundle
 from slurm_magics.ui.widgets.sweep import array_elapsed

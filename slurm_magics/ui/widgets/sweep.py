@@ -14,7 +14,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from slurm_magics.jobs.job import JobArray
+from slurm_magics.jobs.array import JobArray
 from slurm_magics.ui.widgets.refresh import refresher, widget_bundle
 from slurm_magics.ui.widgets.sweep_details import SweepDetails
 from slurm_magics.ui.widgets.text import all_ended, array_html, array_text, sweep_counts

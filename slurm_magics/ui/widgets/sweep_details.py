@@ -21,7 +21,8 @@ import ipywidgets as w
 
 from slurm_magics.core.errors import ClusterError
 from slurm_magics.core.states import JobState
-from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.array import JobArray
+from slurm_magics.jobs.job import Job
 from slurm_magics.jobs.tails import Tail, TailFollower, follower_for
 from slurm_magics.transport import Transport
 from slurm_magics.ui.widgets.usage import usage_bars

@@ -11,7 +11,8 @@ from slurm_magics.core.parsing import unset
 from slurm_magics.core.reasons import explain_reason
 from slurm_magics.core.resources import format_duration
 from slurm_magics.core.states import JobState
-from slurm_magics.jobs.job import Job, JobArray
+from slurm_magics.jobs.array import JobArray
+from slurm_magics.jobs.job import Job
 
 __all__ = [
     "COLOURS",
