@@ -189,6 +189,30 @@ def test_a_worker_near_its_time_limit_is_replaced_without_losing_a_task(
         assert results and all(r == 0.5 for r in results)
 
 
+def hog(megabytes: int) -> int:
+    block = bytearray(megabytes * 1024 * 1024)
+    for _ in range(600):  # held long enough for the memory sampler to see it
+        block[::4096] = b"x" * len(block[::4096])
+        time.sleep(0.05)
+    return len(block)
+
+
+@pytest.mark.slow
+@pytest.mark.slurm_only  # OverMemoryKill of the dev cluster; a second pool needs slots
+def test_a_task_bigger_than_its_worker_ends_out_of_memory(cluster: sm.Cluster) -> None:
+    with sm.WorkerPool(
+        2, memory="200M", time="00:10:00", retries=0, cluster=cluster, name="pooloom"
+    ) as p:
+        p.ready(2).result(timeout=300)
+        big, small = p.submit(hog, 1500), p.submit(pow, 2, 10)
+        with pytest.raises(sm.JobFailedError, match="ran out of memory") as caught:
+            big.result(timeout=120)
+        assert caught.value.state is sm.JobState.OUT_OF_MEMORY
+        assert big.state is sm.JobState.OUT_OF_MEMORY
+        assert small.result(timeout=120) == 1024  # the other tasks are not touched
+        assert p.submit(pow, 3, 3).result(timeout=300) == 27
+
+
 CLIENT = """
 import os, sys
 import slurm_magics as sm

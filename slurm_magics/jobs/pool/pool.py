@@ -25,11 +25,11 @@ from slurm_magics.core.payload import dump_function
 from slurm_magics.core.pool_relay import listen_address
 from slurm_magics.core.resources import Resources
 from slurm_magics.core.states import JobState
+from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.cluster import Cluster
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.futures import AwaitableFuture
 from slurm_magics.jobs.job import Call, Job, Run
-from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.pool import launch
 from slurm_magics.jobs.pool.dispatcher import Dispatcher, PoolTask, WorkerInfo
 from slurm_magics.jobs.pool.host import ClusterSide
@@ -98,7 +98,9 @@ class WorkerPool(ClusterSide):
         self.pool_id = f"{cluster.session_id}-pool-{secrets.token_hex(3)}"
         self._secret = pool_protocol.new_secret()
         self._dispatcher = Dispatcher(
-            PoolTaskEvents(), heartbeat=heartbeat, heartbeat_timeout=heartbeat_timeout
+            PoolTaskEvents(self._worker_job),
+            heartbeat=heartbeat,
+            heartbeat_timeout=heartbeat_timeout,
         )
         self._numbers = itertools.count(1)
         self._functions: dict[int, tuple[Callable[..., Any], int]] = {}
@@ -174,6 +176,10 @@ class WorkerPool(ClusterSide):
     def worker_jobs(self) -> list[Job]:
         """The workers' SLURM tasks (as Jobs; replacements included)."""
         return [job for run in self._worker_runs for job in run.jobs]
+
+    def _worker_job(self, worker: str) -> Job | None:
+        slurm_id = worker.split("@", 1)[0]
+        return next((job for job in self.worker_jobs if job.job_id == slurm_id), None)
 
     def _worker_ended(self, job: Any) -> None:
         if self._closed or job in self._renewed:

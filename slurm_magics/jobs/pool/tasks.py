@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from slurm_magics.core.errors import JobFailedError
@@ -11,6 +13,7 @@ from slurm_magics.core.outcomes import error_from_outcome
 from slurm_magics.core.payload import load_outcome
 from slurm_magics.core.sbatch import log_path
 from slurm_magics.core.states import JobState
+from slurm_magics.jobs.futures import wait_for_future
 from slurm_magics.jobs.job import Job, JobHost, Run
 from slurm_magics.jobs.pool.dispatcher import PoolTask, task_timing
 
@@ -76,7 +79,15 @@ def _forget_task(job: Any) -> None:
 
 
 class PoolTaskEvents:
-    """Turns the dispatcher's reports into Job states and results (engine loop)."""
+    """Turns the dispatcher's reports into Job states and results (engine loop).
+
+    ``worker_job(name)`` finds a worker's SLURM task, whose end state (OUT_OF_MEMORY,
+    TIMEOUT) says why a task was lost with it.
+    """
+
+    def __init__(self, worker_job: Callable[[str], Job | None] | None = None) -> None:
+        self.worker_job = worker_job
+        self._waiting: set[asyncio.Task[None]] = set()
 
     def running(self, task: PoolTask, worker: str) -> None:
         job = task.owner
@@ -115,20 +126,48 @@ class PoolTaskEvents:
 
     def lost(self, task: PoolTask, worker: str, reason: str) -> None:
         job = task.owner
-        if isinstance(job, PoolJob):
-            job.node = worker
-            fail_lost(job, worker, reason, task.attempts)
+        if not isinstance(job, PoolJob):
+            return
+        job.node = worker
+        slurm_task = self.worker_job(worker) if self.worker_job is not None else None
+        if slurm_task is None:
+            fail_lost(job, worker, reason, task.attempts, JobState.NODE_FAIL)
+            return
+        waiting = asyncio.get_running_loop().create_task(
+            self._after_verdict(job, slurm_task, worker, reason, task.attempts)
+        )
+        self._waiting.add(waiting)
+        waiting.add_done_callback(self._waiting.discard)
+
+    async def _after_verdict(
+        self, job: PoolJob, slurm_task: Job, worker: str, reason: str, attempts: int
+    ) -> None:
+        with contextlib.suppress(Exception):  # the worker's own error is not the task's
+            await asyncio.wait_for(wait_for_future(slurm_task), VERDICT_WAIT)
+        state = slurm_task.state if slurm_task.done() else JobState.NODE_FAIL
+        if state not in (JobState.OUT_OF_MEMORY, JobState.TIMEOUT):
+            state = JobState.NODE_FAIL
+        fail_lost(job, worker, reason, attempts, state)
 
 
-def fail_lost(job: PoolJob, worker: str, reason: str, attempts: int) -> None:
-    """End a task whose worker was lost while running it (after its retries)."""
+VERDICT_WAIT = 20.0  # seconds to wait for SLURM's word on a lost worker (OOM, TIMEOUT)
+_WHY = {
+    JobState.OUT_OF_MEMORY: "ran out of memory (a pool's memory= is per worker)",
+    JobState.TIMEOUT: "hit the workers' time limit",
+}
+
+
+def fail_lost(job: PoolJob, worker: str, reason: str, attempts: int, state: JobState) -> None:
+    """End a task whose worker was lost while running it (after its retries), in ``state``
+    (OUT_OF_MEMORY or TIMEOUT when SLURM said so of the worker, else NODE_FAIL)."""
     runs = f"{attempts} time{'s' if attempts != 1 else ''}"
+    why = _WHY.get(state, f"was lost with its worker {worker}: {reason}")
     job._end_failed(
-        JobState.NODE_FAIL,
+        state,
         JobFailedError(
-            f"task {job.job_id} was lost with its worker {worker}: {reason} (it ran {runs}; "
-            "retries=N on the pool runs a task again that often)",
-            state=JobState.NODE_FAIL,
+            f"task {job.job_id} {why} (worker {worker}; it ran {runs}; retries=N on the "
+            "pool runs a task again that often)",
+            state=state,
             job_id=job.job_id,
             log_paths=job.log_paths(),
         ),
