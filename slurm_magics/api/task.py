@@ -17,6 +17,7 @@ from slurm_magics.jobs.cache import cached
 from slurm_magics.jobs.cluster import Cluster, Condition
 from slurm_magics.jobs.collector import collector_paused
 from slurm_magics.jobs.job import Call, Job
+from slurm_magics.jobs.pool.payloads import settle_pool_tasks
 from slurm_magics.jobs.pool.pool import WorkerPool
 from slurm_magics.jobs.retries import DEFAULT_RETRY_ON, check_retry_on
 
@@ -178,7 +179,7 @@ class Task(Generic[P, R]):
                 name=self.name,
                 resources=resources,
                 resources_variable=self._settings.resources_variable,
-                after=self._settings.after,
+                after=settle_pool_tasks(self._settings.after),
                 condition=self._settings.condition,
                 retries=self._settings.retries,
                 retry_on=self._settings.retry_on,
@@ -273,7 +274,7 @@ class Task(Generic[P, R]):
                 chunk_size=settings.chunk_size,
                 max_concurrent=settings.max_concurrent,
                 resources_variable=settings.resources_variable,
-                after=settings.after,
+                after=settle_pool_tasks(settings.after),
                 condition=settings.condition,
                 retries=settings.retries,
                 retry_on=settings.retry_on,

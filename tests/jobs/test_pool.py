@@ -102,6 +102,8 @@ def test_dependencies_both_ways(cluster: sm.Cluster, pool: sm.WorkerPool) -> Non
     assert pooled.result(timeout=300) == 80
     downstream = work(work.on(pool)(3))  # a SLURM job given a pool task's future
     assert downstream.result(timeout=300) == 12
+    later = work.after(work.on(pool)(1))(4)  # .after() a pool task, no value passed
+    assert later.result(timeout=300) == 8
     failed = work.on(pool)("boom")
     with pytest.raises(KeyError):
         failed.result(timeout=60)

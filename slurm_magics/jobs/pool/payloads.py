@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from slurm_magics.core.outcomes import dependency_error
@@ -14,7 +15,7 @@ from slurm_magics.jobs.job import Job
 from slurm_magics.jobs.pool.dispatcher import PoolTask
 from slurm_magics.jobs.pool.tasks import PoolJob
 
-__all__ = ["check_upstream", "pickle_call", "submit_after", "waits_on"]
+__all__ = ["check_upstream", "pickle_call", "settle_pool_tasks", "submit_after", "waits_on"]
 
 
 def _refuse_files(obj: Any) -> None:
@@ -105,3 +106,20 @@ def submit_after(
 
     for dependency in upstream:
         dependency.add_done_callback(one_done)
+
+
+def settle_pool_tasks(after: Sequence[Job | JobArray]) -> tuple[Job | JobArray, ...]:
+    """``after`` for a SLURM submission: pool tasks in it are waited for here (they end in
+    milliseconds and SLURM knows no id of theirs) and dropped; the rest is kept.
+
+    Raises:
+        DependencyError: a pool task among them failed or was cancelled.
+    """
+    kept: list[Job | JobArray] = []
+    for dependency in after:
+        if any(isinstance(job, PoolJob) for job in jobs_of(dependency)):
+            concurrent.futures.wait(jobs_of(dependency))
+            check_upstream(dependency)
+        else:
+            kept.append(dependency)
+    return tuple(kept)
