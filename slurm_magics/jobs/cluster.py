@@ -65,16 +65,14 @@ class Cluster:
         python: the interpreter jobs run with (default: this one).
         setup: shell lines run before it in every job script.
         max_array_size: split arrays below this (default: the cluster's MaxArraySize).
-        result_grace: seconds to wait for a result file after SLURM says a job ended
-            (shared file systems lag).
+        result_grace: seconds a result file may lag SLURM's end (shared file systems).
         scheduler: SLURM's commands (default) or the local backend.
         registry: where runs are recorded (default: the user's SQLite registry).
         cancel_on_exit: scancel this object's unfinished jobs when the process exits.
         packaging: "none", "wheel" or ``sm.Packaging.container(...)``, prepared now.
 
     Raises:
-        ClusterError: the cluster cannot be used (no SLURM, wrong Python, no cloudpickle,
-            an unwritable root), with what to do.
+        ClusterError: the cluster cannot be used (no SLURM, wrong Python...), and what to do.
     """
 
     def __init__(
