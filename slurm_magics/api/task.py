@@ -371,9 +371,8 @@ def task(
             account, qos, constraint, extra (dict of further sbatch options).
 
     Returns:
-        A ``Task``: calling it submits at once and returns an ``sm.Job``; ``.map(...)``
-        returns an ``sm.JobArray``; ``.with_options(...)``, ``.after(...)`` and ``.on(...)``
-        return new tasks. Used as ``@sm.task(...)``, a decorator making one.
+        A ``Task`` (or, as ``@sm.task(...)``, a decorator making one): a call submits at
+        once and returns an ``sm.Job``, ``.map(...)`` an ``sm.JobArray``.
 
     Raises:
         ResourceError: a resource value is invalid (named with what to write instead),
