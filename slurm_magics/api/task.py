@@ -375,8 +375,7 @@ def task(
         once and returns an ``sm.Job``, ``.map(...)`` an ``sm.JobArray``.
 
     Raises:
-        ResourceError: a resource value is invalid (named with what to write instead),
-            before anything is submitted.
+        ResourceError: an invalid resource value (named, with a fix), before any submit.
     """
     overrides = resources_from_options(**resource_options)  # validated now, not at submit
 
