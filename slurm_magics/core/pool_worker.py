@@ -33,10 +33,12 @@ from typing import Any
 
 try:
     from . import pool_protocol as protocol
-except ImportError:  # run as a script beside its copy of the protocol module
+    from . import runner
+except ImportError:  # run as a script beside its copies of the protocol and runner modules
     protocol = importlib.import_module("pool_protocol")
+    runner = importlib.import_module("runner")
 
-__all__ = ["Worker", "check_versions", "main", "serve", "worker_name"]
+__all__ = ["Worker", "main", "serve", "worker_name"]
 
 Kind = protocol.Kind
 OUTPUT_LIMIT = 1 << 20  # characters of a task's stdout/stderr sent back (its tail)
@@ -58,22 +60,6 @@ def worker_name() -> str:
     generation = env.get(GENERATION, "0")
     suffix = f"#{generation}" if generation != "0" else ""
     return f"{job}@{socket.gethostname().split('.')[0]}:{os.getpid()}{suffix}"
-
-
-def _error_outcome(error: BaseException) -> tuple[Any, ...]:
-    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    return ("error", error, text, type(error).__name__, str(error))
-
-
-def _dump_outcome(outcome: tuple[Any, ...], dumps: Any) -> bytes:
-    try:
-        data: bytes = dumps(outcome)
-    except Exception as error:  # the value (or the exception) does not pickle
-        if outcome[0] == "error":
-            return pickle.dumps(("error", None, *(str(part) for part in outcome[2:])))
-        message = f"the result of type {type(outcome[1]).__name__} could not be pickled: {error}"
-        return pickle.dumps(("error", None, traceback.format_exc(), "PicklingError", message))
-    return data
 
 
 class _Tee(io.StringIO):
@@ -274,7 +260,7 @@ class Worker:
             outcome, out, err = self._run(function_id, call, cloudpickle)
             took = time.monotonic() - started
             timing = TIMING.pack(begun, begun + took)
-            data = _dump_outcome(outcome, cloudpickle.dumps)
+            data = runner.encode_outcome(outcome, cloudpickle.dumps)
             with self.send_lock:
                 if not self.results:
                     self.first_result = time.monotonic()
@@ -304,7 +290,7 @@ class Worker:
             outcome: tuple[Any, ...] = ("ok", function(*args, **kwargs))
         except BaseException as error:  # everything, even SystemExit, is the task's result
             traceback.print_exc()
-            outcome = _error_outcome(error)
+            outcome = runner.error_outcome(error)
         finally:
             sys.stdout, sys.stderr = saved
         tails = [
@@ -322,30 +308,6 @@ class Worker:
             self.sock.sendall(protocol.encode(Kind.RESULTS, body))
 
 
-def check_versions(settings: dict[str, Any]) -> str | None:
-    """Why this Python cannot read the client's pickles (None when it can)."""
-    wanted = tuple(settings["python"])
-    if tuple(sys.version_info[:2]) != wanted:
-        return (
-            f"the pool's client runs Python {wanted[0]}.{wanted[1]} but this worker runs "
-            f"{sys.version_info[0]}.{sys.version_info[1]} ({sys.executable}): use the same "
-            "minor version on both sides (connect(..., python=...) chooses it)."
-        )
-    try:
-        import cloudpickle  # noqa: PLC0415  (imported late to report its absence clearly)
-    except ImportError:
-        return (
-            f"cloudpickle is not installed for {sys.executable}: run "
-            f"`{sys.executable} -m pip install cloudpickle=={settings['cloudpickle']}` there."
-        )
-    if cloudpickle.__version__.split(".")[0] != str(settings["cloudpickle"]).split(".")[0]:
-        return (
-            f"cloudpickle {cloudpickle.__version__} here cannot read the client's cloudpickle "
-            f"{settings['cloudpickle']}: install cloudpickle=={settings['cloudpickle']}."
-        )
-    return None
-
-
 def serve(pool_dir: str) -> int:
     """Connect to the pool described in ``pool_dir`` and run its tasks until told to stop.
 
@@ -356,7 +318,7 @@ def serve(pool_dir: str) -> int:
         settings = json.load(stream)
     with open(os.path.join(pool_dir, "secret"), "rb") as stream:
         secret = stream.read()
-    problem = check_versions(settings)
+    problem = runner.check_versions(settings)
     if problem is not None:
         sys.stderr.write(f"slurm_magics: {problem}\n")
         return 2

@@ -31,8 +31,10 @@ from typing import Any
 __all__ = [
     "DependencyFailedError",
     "UnloadableResultError",
+    "check_versions",
     "decode_outcome",
     "encode_outcome",
+    "error_outcome",
     "load_file",
     "load_file_item",
     "load_result",
@@ -210,7 +212,8 @@ def write_result(run_dir: str, item: int, outcome: tuple[Any, ...], dumps: Any) 
     os.replace(temporary, final)
 
 
-def _error_outcome(error: BaseException) -> tuple[Any, ...]:
+def error_outcome(error: BaseException) -> tuple[Any, ...]:
+    """("error", exception, traceback text, type name, message) of a raised exception."""
     text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     try:
         message = str(error)
@@ -224,11 +227,13 @@ def _touch(path: str) -> None:
         pass
 
 
-def _check_versions(meta: dict[str, Any]) -> str | None:
+def check_versions(meta: dict[str, Any]) -> str | None:
+    """Why this Python cannot read the client's pickles (None when it can): ``meta`` holds
+    the client's "python" (major, minor) and "cloudpickle" version."""
     wanted = tuple(meta["python"])
     if tuple(sys.version_info[:2]) != wanted:
         return (
-            f"this job was pickled by Python {wanted[0]}.{wanted[1]} but runs on Python "
+            f"the client pickled with Python {wanted[0]}.{wanted[1]} but this runs on Python "
             f"{sys.version_info[0]}.{sys.version_info[1]} ({sys.executable}): use the same "
             "Python minor version on both sides (connect(..., python=...) chooses it)."
         )
@@ -254,7 +259,7 @@ def run_element(run_dir: str, element: int) -> int:
         meta = json.load(stream)
     first = element * meta["chunk_size"]
     items = range(first, min(first + meta["chunk_size"], meta["n_items"]))
-    problem = _check_versions(meta)
+    problem = check_versions(meta)
     if problem is not None:
         sys.stderr.write(f"slurm_magics: {problem}\n")
         for item in items:
@@ -278,7 +283,7 @@ def run_element(run_dir: str, element: int) -> int:
             outcome: tuple[Any, ...] = ("ok", function(*args, **kwargs))
         except BaseException as error:  # report everything, even SystemExit, as the result
             traceback.print_exc()
-            outcome = _error_outcome(error)
+            outcome = error_outcome(error)
             failed = True
         sys.stdout.flush()
         sys.stderr.flush()

@@ -120,7 +120,7 @@ def test_runner_passes_resources_when_asked(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("meta", "says"),
     [
-        ({"python": [2, 7]}, "pickled by Python 2.7 but runs on Python"),
+        ({"python": [2, 7]}, "pickled with Python 2.7 but this runs on Python"),
         ({"cloudpickle": "0.8.1"}, "cannot read payloads of cloudpickle 0.8.1"),
     ],
 )

@@ -17,7 +17,7 @@ from typing import Any
 
 import cloudpickle
 
-from slurm_magics.core import pool_protocol, pool_worker
+from slurm_magics.core import pool_protocol, pool_worker, runner
 from slurm_magics.jobs.pool import Dispatcher, Listener, PoolTask
 
 
@@ -37,7 +37,7 @@ class Recorder:
         self.running[task.task_id] = worker
 
     def finished(self, task: PoolTask, parts: list[bytes], worker: str) -> None:
-        outcome = pickle.loads(parts[0])
+        outcome = runner.decode_outcome(parts[0])
         self.futures[task.task_id].set_result((*outcome[:2], parts[1], parts[2], worker))
 
     def lost(self, task: PoolTask, worker: str, reason: str) -> None:
@@ -66,6 +66,7 @@ def pool_folder(tmp_path: Path, address: tuple[str, int], secret: bytes, **setti
     folder.mkdir(exist_ok=True)
     shutil.copy(pool_worker.__file__, folder / "pool_worker.py")
     shutil.copy(pool_protocol.__file__, folder / "pool_protocol.py")
+    shutil.copy(runner.__file__, folder / "runner.py")
     data = {
         "address": list(address),
         "python": list(sys.version_info[:2]),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import cloudpickle
 
-from slurm_magics.core import pool_protocol, pool_relay, pool_worker
+from slurm_magics.core import pool_protocol, pool_relay, pool_worker, runner
 
 __all__ = ["code_files", "pool_files", "worker_entry"]
 
@@ -27,11 +27,13 @@ def _source(path: str) -> bytes:
 
 
 def code_files(root: str) -> tuple[str, dict[str, bytes]]:
-    """The code folder (named by its content's hash) and its files: worker, protocol, relay."""
+    """The code folder (named by its content's hash) and its files: worker, protocol, relay,
+    and the runner (the outcome format and version checks the worker shares with jobs)."""
     files = {
         "pool_worker.py": _source(pool_worker.__file__),
         "pool_protocol.py": _source(pool_protocol.__file__),
         "pool_relay.py": _source(pool_relay.__file__),
+        "runner.py": _source(runner.__file__),
     }
     digest = hashlib.sha256(b"".join(files[name] for name in sorted(files))).hexdigest()[:12]
     folder = f"{root}/pool-code-{digest}"
