@@ -1,10 +1,7 @@
-"""Waves: a map larger than the room the controller leaves is submitted in slices that fit.
-
-The room: the smallest gap between a limit on queued jobs (MaxJobCount, the QOS's and the
-association's submit limits) and what the user has queued, from the poller's squeue. What
-does not fit waits on the client (PENDING, "waiting for room: ...") and goes in as earlier
-tasks leave the queue; a run depending on it is held until all of it is in SLURM. A limit's
-refusal becomes a wait, said once; where waiting cannot help, a ``SubmissionError``.
+"""Waves: a map larger than the room (the smallest gap between MaxJobCount, the QOS's and
+the association's submit limits and what the user has queued) goes in in slices that fit; the
+rest waits on the client (PENDING, "waiting for room: ...") until tasks leave the queue. A
+limit's refusal becomes a wait, said once; where waiting cannot help, a ``SubmissionError``.
 """
 
 from __future__ import annotations
@@ -28,6 +25,7 @@ from slurm_magics.core.limits import (
     room_for,
 )
 from slurm_magics.core.parsing import ClusterConfig, QueueRow
+from slurm_magics.core.resources import ResourceError
 from slurm_magics.core.sbatch import ScriptSpec, render_script
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.array import JobArray
@@ -59,11 +57,8 @@ class Pending:
 
 
 def dependency_expression(upstream: Sequence[Job | JobArray], condition: str) -> str:
-    """The sbatch dependency on ``upstream``: their slices that are not over yet.
-
-    A slice whose jobs all succeeded is left out: SLURM forgets ended jobs after MinJobAge,
-    and an ``afterok`` on a forgotten id is refused.
-    """
+    """The sbatch dependency on ``upstream``'s slices not over yet (a succeeded one is left
+    out: SLURM forgets ended jobs after MinJobAge and refuses an ``afterok`` on them)."""
     ids: list[str] = []
     for item in upstream:
         if isinstance(item, Job):
@@ -286,7 +281,11 @@ class Waves:
             tag=f"{run.run_id}.{first}",
             dependency=dependency_expression(pending.upstream, pending.condition) or None,
         )
-        script = render_script(spec)
+        try:
+            script = render_script(spec)
+        except ResourceError as error:  # e.g. past SLURM's script size: never submittable
+            self._failed(pending, error)
+            return True
         self.stats["sbatch"] += 1
         try:
             await self.transport.write_files({f"{run.run_dir}/slice{first}.sh": script.encode()})
@@ -359,7 +358,9 @@ class Waves:
         self._refused_until = time.monotonic() + pause
         asyncio.get_running_loop().call_later(pause + 0.01, self.kick)
 
-    def _failed(self, pending: Pending, error: SubmissionError | ClusterError) -> None:
+    def _failed(
+        self, pending: Pending, error: SubmissionError | ClusterError | ResourceError
+    ) -> None:
         """sbatch refused a slice for good: its caller hears it, or its jobs fail."""
         if self.queue and self.queue[0] is pending:
             self.queue.popleft()

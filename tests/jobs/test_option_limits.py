@@ -38,6 +38,8 @@ def test_a_script_past_slurms_limit_is_refused_before_sbatch(cluster: sm.Cluster
     with pytest.raises(sm.ResourceError, match=r"job script is \d+ bytes long.*4 MiB"):
         huge("x")
     assert cluster.counters.get("sbatch", 0) == before
+    # the refused call leaves nothing behind: the next call on the same cluster runs
+    assert sm.task(echo, memory="100M").on(cluster)("after").result(timeout=120) == 5
 
 
 def _sbatch_test_only(option: str, value: str) -> str:
