@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.job import Job, Run, Slice
 from slurm_magics.scheduler.local import LocalScheduler
-from slurm_magics.transport import SSHTransport
+from slurm_magics.transport import CommandResult, LocalTransport, SSHTransport
 
 T = TypeVar("T")
 
@@ -269,3 +270,84 @@ def server_side_of(transport: SSHTransport, ssh: SSHInfo) -> set[int]:
                 pids.add(int(fd.split("/")[2]))
     assert pids, "the server side of the connection was not found"
     return pids
+
+
+PRIVATE_SLURM_CONF = """\
+ClusterName={name}
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={port}
+SlurmdPort={port_slurmd}
+SlurmUser=root
+AuthType=auth/munge
+CredType=cred/munge
+StateSaveLocation={folder}/state
+SlurmdSpoolDir={folder}/spool
+SlurmctldPidFile={folder}/slurmctld.pid
+SlurmdPidFile={folder}/slurmd.pid
+SlurmctldLogFile={folder}/slurmctld.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+{extra}MinJobAge=2
+NodeName={host} CPUs=4 RealMemory=4000 State=UNKNOWN
+PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP DefMemPerCPU=100
+"""
+
+
+@contextlib.contextmanager
+def private_slurmctld(name: str, port: int, extra: str = "") -> Iterator[Path]:
+    """A test's own slurmctld (no slurmd, no accounting, MinJobAge=2) on ``port`` and
+    ``port + 1``, beside the dev cluster's and sharing its munge; yields its slurm.conf
+    (folder readable by every user) and stops it afterwards."""
+    require_cluster()
+    folder = Path(tempfile.mkdtemp(prefix=f"slurm-magics-{name}-"))
+    folder.chmod(0o755)
+    for sub in ("state", "spool"):
+        (folder / sub).mkdir()
+    host = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True)
+    conf = folder / "slurm.conf"
+    conf.write_text(
+        PRIVATE_SLURM_CONF.format(
+            name=name,
+            host=host.stdout.strip(),
+            folder=folder,
+            port=port,
+            port_slurmd=port + 1,
+            extra=extra,
+        )
+    )
+    binary = shutil.which("slurmctld") or "/usr/sbin/slurmctld"
+    subprocess.run([binary, "-c", "-i", "-f", str(conf)], check=True)
+    pid_file = folder / "slurmctld.pid"
+    env = {**os.environ, "SLURM_CONF": str(conf)}
+    try:
+        wait_for(pid_file.exists, 20, "the test's slurmctld to start")
+        wait_for(
+            lambda: subprocess.run(["squeue"], env=env, capture_output=True).returncode == 0,
+            20,
+            "the test's slurmctld to answer",
+        )
+        yield conf
+    finally:
+        if pid_file.exists():
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, "the test's slurmctld to stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class PrivateController(LocalTransport):
+    """This machine ("local", as the panel sees it), with SLURM's commands pointed at a
+    test's own controller."""
+
+    def __init__(self, conf: Path) -> None:
+        self.conf = conf
+
+    async def run(
+        self, argv: Sequence[str], *, input: bytes | None = None, timeout: float | None = 120.0
+    ) -> CommandResult:
+        argv = ["env", f"SLURM_CONF={self.conf}", *argv]
+        return await super().run(argv, input=input, timeout=timeout)

@@ -11,14 +11,10 @@ controller; the dev cluster is never touched. The controller is stopped afterwar
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,51 +24,9 @@ from slurm_magics.core.limits import SubmitLimitError
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.engine import engine
 from slurm_magics.scheduler.slurm import Scheduler
-from slurm_magics.transport import CommandResult, LocalTransport
-from tests.helpers import require_cluster, wait_for
+from tests.helpers import PrivateController, private_slurmctld, wait_for
 
 pytestmark = pytest.mark.cluster
-
-CONFIG = """\
-ClusterName=smwavesfull
-SlurmctldHost={host}(127.0.0.1)
-SlurmctldPort=6917
-SlurmdPort=6918
-SlurmUser=root
-AuthType=auth/munge
-CredType=cred/munge
-StateSaveLocation={folder}/state
-SlurmdSpoolDir={folder}/spool
-SlurmctldPidFile={folder}/slurmctld.pid
-SlurmdPidFile={folder}/slurmd.pid
-SlurmctldLogFile={folder}/slurmctld.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-MaxJobCount=20
-MinJobAge=2
-NodeName={host} CPUs=4 RealMemory=4000 State=UNKNOWN
-PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP DefMemPerCPU=100
-"""
-
-
-class PrivateController(LocalTransport):
-    """This machine, with SLURM's commands pointed at the test's own controller."""
-
-    description = "local (private test controller)"
-
-    def __init__(self, conf: Path) -> None:
-        self.conf = conf
-
-    async def run(
-        self, argv: Sequence[str], *, input: bytes | None = None, timeout: float | None = 120.0
-    ) -> CommandResult:
-        return await super().run(
-            ["env", f"SLURM_CONF={self.conf}", *argv], input=input, timeout=timeout
-        )
 
 
 def as_nobody(conf: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -86,33 +40,8 @@ def as_nobody(conf: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def controller() -> Iterator[Path]:
-    require_cluster()
-    # readable by nobody (pytest's own temporary folders are private to root)
-    folder = Path(tempfile.mkdtemp(prefix="slurm-magics-waves-"))
-    folder.chmod(0o755)
-    for sub in ("state", "spool"):
-        (folder / sub).mkdir()
-    host = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True)
-    conf = folder / "slurm.conf"
-    conf.write_text(CONFIG.format(host=host.stdout.strip(), folder=folder))
-    binary = shutil.which("slurmctld") or "/usr/sbin/slurmctld"
-    subprocess.run([binary, "-c", "-i", "-f", str(conf)], check=True)
-    pid_file = folder / "slurmctld.pid"
-    try:
-        wait_for(pid_file.exists, 20, "the test's slurmctld to start")
-        env = {**os.environ, "SLURM_CONF": str(conf)}
-        wait_for(
-            lambda: subprocess.run(["squeue"], env=env, capture_output=True).returncode == 0,
-            20,
-            "the test's slurmctld to answer",
-        )
+    with private_slurmctld("smwavesfull", 6917, extra="MaxJobCount=20\n") as conf:
         yield conf
-    finally:
-        if pid_file.exists():
-            pid = int(pid_file.read_text().split()[0])
-            os.kill(pid, signal.SIGTERM)
-            wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, "the test's slurmctld to stop")
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def fill(conf: Path) -> list[str]:

@@ -9,14 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,79 +23,17 @@ from slurm_magics.core.parsing import SQUEUE_FORMAT, QueueRow, parse_squeue
 from slurm_magics.jobs.registry import Registry
 from slurm_magics.scheduler.slurm import Scheduler
 from slurm_magics.server.service import SlurmService
-from slurm_magics.transport import CommandResult, LocalTransport
-from tests.helpers import require_cluster, wait_for
+from tests.helpers import PrivateController, private_slurmctld, wait_for
 
 pytestmark = pytest.mark.cluster
 
 QUEUE_GRACE = 15.0  # seconds; as the job list counts it (see test_server_sacct.py)
 
-CONFIG = """\
-ClusterName=smnoacct
-SlurmctldHost={host}(127.0.0.1)
-SlurmctldPort=6927
-SlurmdPort=6928
-SlurmUser=root
-AuthType=auth/munge
-CredType=cred/munge
-StateSaveLocation={folder}/state
-SlurmdSpoolDir={folder}/spool
-SlurmctldPidFile={folder}/slurmctld.pid
-SlurmdPidFile={folder}/slurmd.pid
-SlurmctldLogFile={folder}/slurmctld.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core_Memory
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-MinJobAge=2
-NodeName={host} CPUs=4 RealMemory=4000 State=UNKNOWN
-PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP DefMemPerCPU=100
-"""
-
-
-class OwnController(LocalTransport):
-    """This machine ("local", as the panel sees it), SLURM's commands sent to the test's
-    own controller."""
-
-    def __init__(self, conf: Path) -> None:
-        self.conf = conf
-
-    async def run(
-        self, argv: Sequence[str], *, input: bytes | None = None, timeout: float | None = 120.0
-    ) -> CommandResult:
-        argv = ["env", f"SLURM_CONF={self.conf}", *argv]
-        return await super().run(argv, input=input, timeout=timeout)
-
 
 @pytest.fixture
 def controller() -> Iterator[Path]:
-    require_cluster()
-    folder = Path(tempfile.mkdtemp(prefix="slurm-magics-noacct-"))
-    for sub in ("state", "spool"):
-        (folder / sub).mkdir()
-    host = subprocess.run(["hostname", "-s"], capture_output=True, text=True, check=True)
-    conf = folder / "slurm.conf"
-    conf.write_text(CONFIG.format(host=host.stdout.strip(), folder=folder))
-    subprocess.run([shutil.which("slurmctld") or "/usr/sbin/slurmctld", "-c", "-i", "-f",
-                    str(conf)], check=True)  # fmt: skip
-    pid_file = folder / "slurmctld.pid"
-    env = {**os.environ, "SLURM_CONF": str(conf)}
-    try:
-        wait_for(pid_file.exists, 20, "the test's slurmctld to start")
-        wait_for(
-            lambda: subprocess.run(["squeue"], env=env, capture_output=True).returncode == 0,
-            20,
-            "the test's slurmctld to answer",
-        )
+    with private_slurmctld("smnoacct", 6927) as conf:
         yield conf
-    finally:
-        if pid_file.exists():
-            pid = int(pid_file.read_text().split()[0])
-            os.kill(pid, signal.SIGTERM)
-            wait_for(lambda: not Path(f"/proc/{pid}").exists(), 30, "the test's slurmctld to stop")
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_without_accounting_items_stay_unknown_and_sacct_is_never_called(
@@ -107,7 +42,7 @@ def test_without_accounting_items_stay_unknown_and_sacct_is_never_called(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    transport = OwnController(controller)
+    transport = PrivateController(controller)
     notebook = f"noacct-{uuid.uuid4().hex[:12]}.ipynb"
     with monkeypatch.context() as patch:  # the runs of this notebook: this test's alone
         patch.setenv("SLURM_MAGICS_NOTEBOOK", notebook)
