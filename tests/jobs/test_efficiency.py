@@ -68,7 +68,13 @@ def test_sweep_report_matches_what_tasks_used(cluster: sm.Cluster) -> None:
     suggestion = report.suggestion
     peak = summary.max_rss[1]
     assert suggestion.memory is not None and suggestion.time is not None
-    assert peak * 1.25 <= parse_memory(suggestion.memory) * MIB <= 400 * MIB
+    suggested = parse_memory(suggestion.memory) * MIB
+    # the peak plus a quarter, rounded up to the next size people write (steps <= x1.5 apart);
+    # the peak is what the tasks used, which may sit near the request (SLURM's jobacct sums
+    # the batch shell and Python), so the suggestion is bounded by the peak, not the request
+    assert peak * 1.25 <= suggested <= peak * 1.25 * 1.5, (peak / MIB, suggestion)
+    if peak * 1.25 <= 400 * MIB:
+        assert suggested <= 400 * MIB, (peak / MIB, suggestion)
     assert suggestion.time == "00:01:00"  # a few seconds x 1.5, at least a minute
     assert suggestion.cpus == 1
     text = str(report)
