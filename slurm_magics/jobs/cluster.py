@@ -121,6 +121,7 @@ class Cluster:
         self.poller.on_queue = self.waves.on_queue
         with _users_lock:
             _transport_users[id(transport)] = _transport_users.get(id(transport), 0) + 1
+        engine.before_stop(self._abandon_waiting)  # what waits for room ends with us
         if cancel_on_exit:  # opt-in: by default jobs outlive the kernel
             atexit.register(self._cancel_unfinished)
 
@@ -254,9 +255,8 @@ class Cluster:
         return run
 
     def _record_retry(self, run: Run, element: int, attempt: int, error: BaseException) -> None:
-        self.registry.record_attempt(
-            run.run_id, element, attempt, f"{type(error).__name__}: {error}"
-        )
+        why = f"{type(error).__name__}: {error}"
+        self.registry.record_attempt(run.run_id, element, attempt, why)
 
     def _check_dependency(self, dependency: Job | JobArray, condition: Condition) -> None:
         for job in jobs_of(dependency):
@@ -270,11 +270,8 @@ class Cluster:
             and dependency.done()
             and (dependency.cancelled() or dependency.exception() is not None)
         ):
-            why = (
-                "was cancelled"
-                if dependency.cancelled()
-                else f"failed ({dependency.exception()!r})"
-            )
+            error = dependency.exception() if not dependency.cancelled() else None
+            why = f"failed ({error!r})" if error is not None else "was cancelled"
             raise dependency_error(None, repr(dependency), why)
 
     def _reference(self, upstream: list[Job | JobArray], obj: Any) -> Reference:
@@ -338,6 +335,11 @@ class Cluster:
         ids |= {j.job_id for jobs in by_run if jobs[0].run not in whole for j in jobs if j.job_id}
         await self.scheduler.cancel(ids)
 
+    def _abandon_waiting(self) -> None:
+        if not self._closed:
+            engine.call(self.waves.abandon("the process that submitted them ended first"))
+            self.registry.flush()
+
     def _cancel_unfinished(self) -> None:
         unfinished = [job for run in self.live_runs.values() for job in run.jobs if not job.done()]
         if unfinished and not self._closed:
@@ -374,10 +376,8 @@ class Cluster:
         return self.poller.running_jobs
 
     def close(self) -> None:
-        """Stop polling and release the transport (jobs keep running on the cluster).
-
-        A transport shared by several Cluster objects is closed by the last of them.
-        """
+        """Stop polling and release the transport (closed by the last Cluster sharing it);
+        jobs keep running on the cluster, what still waits for room fails."""
         if not self._closed:
             self._closed = True
             engine.call(self.waves.abandon("the cluster was closed before there was room"))

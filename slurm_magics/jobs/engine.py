@@ -11,13 +11,16 @@ import atexit
 import concurrent.futures
 import concurrent.futures.thread  # its exit hook must be registered before ours
 import contextlib
+import logging
 import threading
-from collections.abc import Coroutine
+import weakref
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 __all__ = ["Engine", "engine"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Engine:
@@ -27,6 +30,12 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._before_stop: list[weakref.WeakMethod[Callable[[], None]]] = []
+
+    def before_stop(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (a bound method, held weakly) when the engine stops at exit,
+        while its loop still runs: the last moment to end futures and record them."""
+        self._before_stop.append(weakref.WeakMethod(callback))
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -63,6 +72,14 @@ class Engine:
 
     def stop(self) -> None:
         """Cancel what runs on the loop (pollers), then stop it; jobs keep running."""
+        hooks, self._before_stop = self._before_stop, []
+        for ref in hooks:
+            callback = ref()
+            if callback is not None:
+                try:
+                    callback()
+                except Exception:  # one failing hook must not keep the others from running
+                    log.exception("slurm_magics: an exit hook failed")
         with self._lock:
             if self._loop is not None and self._thread is not None and self._thread.is_alive():
                 done = asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop)

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-from slurm_magics.core.errors import DependencyError, JobFailedError
+import asyncio
+
+from slurm_magics.core.errors import DependencyError, JobFailedError, SubmissionError
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.cluster import Cluster
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.job import Job, Run, Slice
+from slurm_magics.jobs.owner import describe_owner, settle_orphans, unsubmitted_items
 from slurm_magics.jobs.recording import follow
-from slurm_magics.jobs.registry import RunRecord
+from slurm_magics.jobs.registry import JobRecord, RunRecord
 
 __all__ = ["live_entry"]
 
 
+WAVES_FOLLOW_INTERVAL = 5.0  # seconds between looks at the registry for an owner's new waves
+
+
 def _rebuild(cluster: Cluster, record: RunRecord) -> Run:
     """A run of an ended session, with its jobs resolved as far as the registry knows."""
+    settle_orphans(cluster.registry, record)  # waves its ended owner can never submit
     run = Run(
         record.run_id,
         record.run_dir,
@@ -29,8 +36,18 @@ def _rebuild(cluster: Cluster, record: RunRecord) -> Run:
     )
     run.jobs = [Job(cluster, run, item) for item in range(record.n_items)]
     engine.call(cluster.poller.resolve_finished(run))
-    for job, known in zip(run.jobs, cluster.registry.jobs_of(run.run_id), strict=False):
-        job.started_at, job.ended_at = known.started_at, known.ended_at
+    _apply_known(run, cluster.registry.jobs_of(run.run_id))
+    follow(cluster.registry, run)
+    if not all(job.done() for job in run.jobs):
+        engine.call(_track(cluster, run, record))
+    return run
+
+
+def _apply_known(run: Run, known_jobs: list[JobRecord]) -> None:
+    """End the jobs of ``run`` that the registry knows ended (and the rebuild did not)."""
+    for job, known in zip(run.jobs, known_jobs, strict=False):
+        job.started_at = job.started_at or known.started_at
+        job.ended_at = job.ended_at or known.ended_at
         if job.done() or not JobState(known.state).finished:
             continue
         state = JobState(known.state)
@@ -42,19 +59,48 @@ def _rebuild(cluster: Cluster, record: RunRecord) -> Run:
             job._end_failed(
                 state, DependencyError(message, job_id=job.job_id, dependency=run.dependency)
             )
+        elif message.startswith(_NEVER_SUBMITTED):  # refused, or left waiting by its owner
+            job._end_failed(state, SubmissionError(message[len(_NEVER_SUBMITTED) :]))
         elif state is not JobState.COMPLETED:
             failed = JobFailedError(
                 message, state=state, job_id=job.job_id, log_paths=job.log_paths()
             )
             job._end_failed(state, failed)
-    follow(cluster.registry, run)
-    if not all(job.done() for job in run.jobs):
-        engine.call(_track(cluster, run))
-    return run
 
 
-async def _track(cluster: Cluster, run: Run) -> None:
+_NEVER_SUBMITTED = "SubmissionError: "  # how recording.follow writes a SubmissionError
+
+
+async def _track(cluster: Cluster, run: Run, record: RunRecord) -> None:
     cluster.poller.track(run)
+    if unsubmitted_items(record.slices, record.n_items, record.chunk_size):
+        asyncio.get_running_loop().create_task(_follow_waves(cluster, run, record.owner))
+
+
+async def _follow_waves(cluster: Cluster, run: Run, owner: str) -> None:
+    """Follow the waves another process still submits for ``run``: track each new slice,
+    and end what it never submits once it has ended (never PENDING for ever)."""
+    reason = f"waiting for room in the process that submitted it ({describe_owner(owner)})"
+    while True:
+        record = await asyncio.to_thread(cluster.registry.run, run.run_id)
+        if record is None:
+            return
+        known = {part.slurm_id for part in run.slices}
+        new = [Slice(*part) for part in record.slices if part[0] not in known]
+        if new:
+            run.slices.extend(new)
+            run.dependency = record.dependency
+            cluster.poller.track(run)
+        waiting = unsubmitted_items(record.slices, record.n_items, record.chunk_size)
+        if await asyncio.to_thread(settle_orphans, cluster.registry, record):
+            _apply_known(run, await asyncio.to_thread(cluster.registry.jobs_of, run.run_id))
+        for item in waiting:
+            job = run.jobs[item]
+            if not job.done() and job.reason != reason:
+                job._set_live(JobState.PENDING, reason)
+        if not any(not run.jobs[item].done() for item in waiting):
+            return
+        await asyncio.sleep(WAVES_FOLLOW_INTERVAL)
 
 
 def live_entry(cluster: Cluster, record: RunRecord) -> Job | JobArray:

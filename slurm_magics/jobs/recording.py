@@ -8,6 +8,7 @@ from typing import Any
 
 from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.job import Job, Run
+from slurm_magics.jobs.owner import this_process
 from slurm_magics.jobs.registry import Registry, RunRecord, submitting_notebook
 
 __all__ = ["follow", "record_submission"]
@@ -54,6 +55,7 @@ def record_submission(
         notebook=submitting_notebook(),
         session=session_id,
         submitted_at=run.submitted_at,
+        owner=this_process(),
     )
     registry.record_run(record, edges)
     follow(registry, run)

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS runs (
     notebook TEXT NOT NULL,
     session TEXT NOT NULL,
     submitted_at REAL NOT NULL,
-    cleaned INTEGER NOT NULL DEFAULT 0
+    cleaned INTEGER NOT NULL DEFAULT 0,
+    owner TEXT NOT NULL DEFAULT ''  -- "host pid start-time" of the process submitting its waves
 );
 CREATE TABLE IF NOT EXISTS slices (
     slurm_id TEXT NOT NULL,
@@ -71,7 +72,7 @@ CREATE INDEX IF NOT EXISTS edges_by_run ON edges (run_id);
 
 _RUN_COLUMNS = (
     "run_id, cluster, run_dir, sentinel_dir, name, n_items, chunk_size, is_array, slices, "
-    "dependency, notebook, session, submitted_at"
+    "dependency, notebook, session, submitted_at, owner"
 )
 
 
@@ -92,6 +93,7 @@ class RunRecord:
     notebook: str
     session: str
     submitted_at: float
+    owner: str = ""  # "host pid start-time" of the process that submits its waves
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,28 +121,39 @@ class Registry:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+            if "owner" not in columns:  # a registry written before runs had owners
+                try:
+                    self._db.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+                except sqlite3.OperationalError as error:  # another process added it first
+                    if "duplicate column" not in str(error):
+                        raise
         os.chmod(path, 0o600)
 
-    def _write(self, statements: Iterable[tuple[str, Sequence[Any] | list[Sequence[Any]]]]) -> None:
+    def _write(self, statements: Iterable[tuple[str, Sequence[Any] | list[Sequence[Any]]]]) -> int:
+        """Run ``statements`` in one transaction; returns how many rows they changed."""
+        changed = 0
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, rows in statements:
                     if isinstance(rows, list):
-                        self._db.executemany(sql, rows)
+                        changed += self._db.executemany(sql, rows).rowcount
                     else:
-                        self._db.execute(sql, rows)
+                        changed += self._db.execute(sql, rows).rowcount
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+        return changed
 
     def record_run(self, run: RunRecord, upstream: Sequence[tuple[str, int]]) -> None:
         """Store a submitted run, its items (PENDING) and its dependency edges."""
         self._write(
             [
                 (
-                    "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,0)",
+                    f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) "  # noqa: S608 (fixed names)
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         run.run_id,
                         run.cluster,
@@ -155,6 +168,7 @@ class Registry:
                         run.notebook,
                         run.session,
                         run.submitted_at,
+                        run.owner,
                     ),
                 ),
                 (
@@ -221,6 +235,20 @@ class Registry:
                         )
                     ]
                 )
+
+    def fail_pending(self, run_id: str, first_item: int, error: str, at: float) -> int:
+        """Record items ``first_item`` and later of a run that are still PENDING as FAILED
+        with ``error`` (they can never be submitted); returns how many were."""
+        self.flush()
+        return self._write(
+            [
+                (
+                    "UPDATE jobs SET state='FAILED', ended_at=?, error=? "
+                    "WHERE run_id=? AND item>=? AND state='PENDING'",
+                    (at, error[:4000], run_id, first_item),
+                )
+            ]
+        )
 
     # -- reading -----------------------------------------------------------------------
     def runs(

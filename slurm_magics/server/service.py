@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from slurm_magics.core.parsing import QueueRow
 from slurm_magics.core.sbatch import log_path
 from slurm_magics.core.states import JobState
+from slurm_magics.jobs.owner import settle_orphans
 from slurm_magics.jobs.registry import JobRecord, Registry, RunRecord, default_registry
 from slurm_magics.scheduler.slurm import Scheduler
 from slurm_magics.server import views
@@ -168,7 +169,12 @@ class SlurmService:
     ) -> tuple[int, list[tuple[RunRecord, list[JobRecord]]]]:
         records = self.registry.runs(notebook=notebook)
         page = records[offset : offset + limit]
-        return len(records), [(record, self.registry.jobs_of(record.run_id)) for record in page]
+        return len(records), [(record, self._jobs_of(record)) for record in page]
+
+    def _jobs_of(self, record: RunRecord) -> list[JobRecord]:
+        """A run's items as recorded; those its ended owner never submitted are FAILED."""
+        settle_orphans(self.registry, record)
+        return self.registry.jobs_of(record.run_id)
 
     def _notebook_paths(self, notebooks: set[str]) -> dict[str, str | None]:
         paths: dict[str, str | None] = {}
@@ -279,7 +285,7 @@ class SlurmService:
                     seen.add(record.run_id)
         states = {
             rid: views.item_states(
-                records[rid], self.registry.jobs_of(rid), live, fetched_at=fetched_at
+                records[rid], self._jobs_of(records[rid]), live, fetched_at=fetched_at
             )
             for rid in seen
             if rid in records
