@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import cloudpickle
 
 from slurm_magics.core.errors import ClusterError
-from slurm_magics.transport import Transport
+from slurm_magics.transport import Transport, run_script
 
 __all__ = ["RemoteEnvironment", "check_environment"]
 
@@ -58,9 +58,9 @@ async def check_environment(
     where = _where(transport)
     command = f"{launcher} " if launcher else ""
     script = "\n".join([*setup, f"{command}{shlex.quote(python)} -c {shlex.quote(_PROBE)}"])
-    result = await transport.run(["bash", "-c", script], timeout=timeout)
+    result = await run_script(transport, script, timeout=timeout)
     found = [line for line in result.stdout.splitlines() if line.startswith(_TAG)]
-    ran = f" after the setup lines {list(setup)!r}" if setup else ""
+    ran = f" after the setup lines {_shown(setup)}" if setup else ""
     if not found:
         said = (result.stderr or result.stdout).strip()[-1500:]
         if result.returncode == 127 or "not found" in said or "No such file" in said:
@@ -116,3 +116,12 @@ def _where(transport: Transport) -> str:
 
 def _local_version() -> str:
     return f"{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _shown(setup: Sequence[str], limit: int = 400) -> str:
+    """The setup lines as a message shows them: all of them, or the first few and a count."""
+    whole = repr(list(setup))
+    if len(whole) <= limit:
+        return whole
+    shown = repr(list(setup[:3]))[:limit]
+    return f"{shown[:-1]}, ... ({len(setup)} lines, {sum(map(len, setup))} characters)]"

@@ -1,6 +1,6 @@
 """Transports: how slurm_magics runs commands and moves files on a cluster."""
 
-from slurm_magics.transport.base import CommandError, CommandResult, Transport
+from slurm_magics.transport.base import CommandError, CommandResult, Transport, run_script
 from slurm_magics.transport.local import LocalTransport
 from slurm_magics.transport.ssh import (
     ConnectionLostError,
@@ -20,4 +20,5 @@ __all__ = [
     "SSHLoginError",
     "SSHTransport",
     "Transport",
+    "run_script",
 ]

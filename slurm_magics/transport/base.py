@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from slurm_magics.core.errors import ClusterError
 
-__all__ = ["CommandError", "CommandResult", "Transport"]
+__all__ = ["CommandError", "CommandResult", "Transport", "run_script"]
 
 
 class CommandError(ClusterError):
@@ -75,3 +75,24 @@ class Transport(Protocol):
 
     async def close(self) -> None:
         """Release connections; further calls may reconnect."""
+
+
+async def run_script(
+    transport: Transport, script: str, *, timeout: float | None = 120.0
+) -> CommandResult:
+    """Run a bash script on the cluster, sent on its standard input.
+
+    Never as ``bash -c SCRIPT``: one argument is at most 128 KiB on Linux (MAX_ARG_STRLEN),
+    and users' setup lines may be longer. The script runs as one ``{ ...; }`` block, which
+    bash reads whole before running it, so no command in it reads the rest as its input.
+
+    Args:
+        transport: where to run it.
+        script: bash source (newline-separated lines).
+        timeout: seconds before the command is given up (None: no limit).
+
+    Returns:
+        The ``CommandResult`` of ``bash -s`` (a non-zero exit is not raised).
+    """
+    block = f"{{\n{script}\n}}\n".encode()
+    return await transport.run(["bash", "-s"], input=block, timeout=timeout)

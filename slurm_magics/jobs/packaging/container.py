@@ -22,7 +22,7 @@ from slurm_magics.core.packaging import (
 )
 from slurm_magics.jobs.environment import check_environment
 from slurm_magics.jobs.packaging.image import find_builder, resolve_image
-from slurm_magics.transport import LocalTransport, Transport
+from slurm_magics.transport import LocalTransport, Transport, run_script
 
 __all__ = ["detect_runtime", "prepare_container"]
 
@@ -43,7 +43,7 @@ async def detect_runtime(
         *(f"if {_PROBES[name]}; then echo runtime:{name}; exit 0; fi" for name in candidates),
         "echo runtime:none",
     ]
-    result = await transport.run(["bash", "-c", "\n".join(lines)], timeout=60.0)
+    result = await run_script(transport, "\n".join(lines), timeout=60.0)
     said = [line for line in result.stdout.splitlines() if line.startswith("runtime:")]
     found = said[-1].removeprefix("runtime:") if said else "none"
     if found == "none":

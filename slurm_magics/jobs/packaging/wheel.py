@@ -16,7 +16,7 @@ import cloudpickle
 from slurm_magics.core.launch_scripts import render_venv_build, venv_path, wheel_digest
 from slurm_magics.core.packaging import Launch, PackagingError, WheelOptions
 from slurm_magics.jobs.environment import check_environment
-from slurm_magics.transport import Transport
+from slurm_magics.transport import Transport, run_script
 
 __all__ = ["BuiltWheel", "build_wheel", "find_project", "prepare_wheel"]
 
@@ -147,7 +147,7 @@ async def prepare_wheel(
             unzip=wheel.pure,
         )
         setup_lines = "\n".join(setup)
-        result = await transport.run(["bash", "-c", f"{setup_lines}\n{script}"], timeout=600.0)
+        result = await run_script(transport, f"{setup_lines}\n{script}", timeout=600.0)
         said = result.stdout.strip().splitlines()
         if result.returncode != 0 or not said or not said[-1].startswith("venv:"):
             tail = "\n".join((result.stderr or result.stdout).splitlines()[-_TAIL_LINES:])

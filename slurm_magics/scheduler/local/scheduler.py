@@ -21,6 +21,7 @@ import functools
 import getpass
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Iterable
 from typing import BinaryIO
@@ -76,6 +77,7 @@ class LocalScheduler:
         self._next_id = 1
         self._used = 0
         self._memory = MemoryWatcher()
+        self._spool = tempfile.mkdtemp(prefix="slurm-magics-local-")  # private (0700)
 
     async def show_config(self) -> ClusterConfig:
         self.counters["scontrol"] += 1
@@ -280,9 +282,12 @@ class LocalScheduler:
         state, code = "FAILED", "1:0"
         task.over_memory = False
         try:
+            # as slurmd does: the script from a private file (an argument holds <= 128 KiB)
+            script_path = os.path.join(self._spool, f"slurm_script.{task.job_id}")
+            _write_private(script_path, task.script)
             with _open_append(out_path) as out, _open_append(err_path) as err:
                 task.process = MeasuredProcess(
-                    ["bash", "-c", task.script, "slurm_script"], stdout=out, stderr=err, env=env
+                    ["bash", script_path], stdout=out, stderr=err, env=env
                 )
             if options.memory_mb is not None:
                 self._memory.watch(
@@ -313,6 +318,8 @@ class LocalScheduler:
         finally:
             if task.process is not None:
                 self._memory.unwatch(task.process.pid)
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(self._spool, f"slurm_script.{task.job_id}"))
             self._end(task, state, code)
             self._schedule()
 
@@ -347,6 +354,11 @@ class LocalScheduler:
 
 def _slurm_id(task: _Task) -> str:
     return str(task.array_id) if task.task_id is None else f"{task.array_id}_{task.task_id}"
+
+
+def _write_private(path: str, text: str) -> None:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as stream:
+        stream.write(text)
 
 
 def _open_append(path: str) -> BinaryIO:
