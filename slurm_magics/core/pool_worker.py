@@ -69,8 +69,11 @@ class _Tee(io.StringIO):
 class Worker:
     """One connection to the pool's listener and the tasks it sends."""
 
-    def __init__(self, settings: dict[str, Any], secret: bytes) -> None:
+    def __init__(
+        self, settings: dict[str, Any], secret: bytes, pool_dir: str | None = None
+    ) -> None:
         self.settings = settings
+        self.pool_dir = pool_dir  # where pool.json says the address, re-read on each try
         self.secret = secret
         self.name = worker_name()
         self.sock: socket.socket | None = None
@@ -87,11 +90,12 @@ class Worker:
 
     # -- connection --------------------------------------------------------------------
     def connect(self) -> None:
-        """Connect (retrying while the listener may still be starting) and authenticate."""
-        host, port = self.settings["address"]
+        """Connect (retrying while the listener may still be starting, or while the client
+        replaces the SSH relay of a dropped connection: a new address) and authenticate."""
         deadline = time.monotonic() + float(self.settings.get("connect_timeout", 60))
         delay = 0.05
         while True:
+            host, port = self._address()
             try:
                 sock = socket.create_connection((host, port), timeout=10)
                 break
@@ -110,6 +114,14 @@ class Worker:
         sock.settimeout(FLUSH_DELAY * 10)  # the reader wakes up to flush and beat
         hello = {"worker": self.name, "host": socket.gethostname(), "pid": os.getpid()}
         self._send(Kind.HELLO, json.dumps(hello).encode())
+
+    def _address(self) -> tuple[str, int]:
+        if self.pool_dir is not None:
+            path = os.path.join(self.pool_dir, "pool.json")
+            with contextlib.suppress(OSError, ValueError, KeyError), open(path) as stream:
+                self.settings["address"] = json.load(stream)["address"]
+        host, port = self.settings["address"]
+        return str(host), int(port)
 
     def _receive(self) -> tuple[int, bytes]:
         assert self.sock is not None
@@ -322,7 +334,7 @@ def serve(pool_dir: str) -> int:
     if problem is not None:
         sys.stderr.write(f"slurm_magics: {problem}\n")
         return 2
-    worker = Worker(settings, secret)
+    worker = Worker(settings, secret, pool_dir)
     try:
         worker.connect()
     except (OSError, protocol.ProtocolError) as error:

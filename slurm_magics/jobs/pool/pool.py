@@ -135,17 +135,21 @@ class WorkerPool(ClusterSide):
         await transport.make_dirs(self._code_dir)
         await transport.write_files(code)
         if isinstance(transport, SSHTransport):
-            self._relay = SSHRelay()
-            address = await self._relay.open(
-                transport,
-                python=self.cluster.python,
-                relay_path=f"{self._code_dir}/pool_relay.py",
-                local_port=address[1],
+            relay = f"{self._code_dir}/pool_relay.py"
+            self._relay = SSHRelay(
+                transport, python=self.cluster.python, relay_path=relay, local_port=address[1]
             )
-        files = launch.pool_files(
-            pool_dir, address, self._secret, heartbeat=heartbeat, heartbeat_timeout=timeout
-        )
-        await transport.write_files(files, mode=0o600)
+            address = await self._relay.open()
+
+        async def tell_workers(address: tuple[str, int]) -> None:  # where they connect
+            files = launch.pool_files(
+                pool_dir, address, self._secret, heartbeat=heartbeat, heartbeat_timeout=timeout
+            )
+            await transport.write_files(files, mode=0o600)
+
+        await tell_workers(address)
+        if self._relay is not None:  # after a dropped connection: a new relay, a new address
+            self._relay.keep(tell_workers)
         self._dispatcher.start()
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 

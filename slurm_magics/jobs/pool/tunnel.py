@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shlex
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slurm_magics.core.errors import ClusterError
@@ -19,32 +21,51 @@ from slurm_magics.transport import SSHTransport
 
 __all__ = ["SSHRelay"]
 
+log = logging.getLogger(__name__)
+
 START_TIMEOUT = 30.0
+RETRY_MAX = 10.0  # seconds between tries to start a relay again, at most
 
 
 class SSHRelay:
-    """A relay on the login node in front of a local listener (one per pool)."""
+    """A relay on the login node in front of a local listener (one per pool).
 
-    def __init__(self) -> None:
+    Args:
+        transport: the pool's SSH connection (reconnects by itself when it drops).
+        python: the login node's Python, which runs the stdlib relay.
+        relay_path: where the relay's code was written on the login node.
+        local_port: the pool listener's port on this machine's loopback.
+    """
+
+    def __init__(
+        self, transport: SSHTransport, *, python: str, relay_path: str, local_port: int
+    ) -> None:
+        self.transport = transport
+        self.python = python
+        self.relay_path = relay_path
+        self.local_port = local_port
         self.address: tuple[str, int] | None = None
+        self.reopened = 0  # how often a dropped connection's relay was replaced
         self._forward: Any = None
         self._process: Any = None
+        self._keeper: asyncio.Task[None] | None = None
 
-    async def open(
-        self, transport: SSHTransport, *, python: str, relay_path: str, local_port: int
-    ) -> tuple[str, int]:
-        """Forward a login-node port to ``local_port``, start the relay; its address.
+    async def open(self) -> tuple[str, int]:
+        """Forward a login-node port to the local listener, start the relay; its address.
 
         Raises:
             ClusterError: the server refused the forwarding (AllowTcpForwarding) or the relay
                 did not start (its stderr says why).
         """
-        await transport.home()  # connected
+        transport = self.transport
+        await transport.home()  # connected (again, after a drop)
         conn = transport.connection
         if conn is None:
             raise ClusterError(f"no SSH connection to {transport.description} for the pool")
         try:
-            self._forward = await conn.forward_remote_port("127.0.0.1", 0, "127.0.0.1", local_port)
+            self._forward = await conn.forward_remote_port(
+                "127.0.0.1", 0, "127.0.0.1", self.local_port
+            )
         except Exception as error:
             raise ClusterError(
                 f"{transport.description} refused to forward a port back for the pool's "
@@ -52,7 +73,7 @@ class SSHRelay:
                 "notebook on the login node."
             ) from error
         upstream = str(self._forward.get_port())
-        command = shlex.join([python, relay_path, "auto", "127.0.0.1", upstream])
+        command = shlex.join([self.python, self.relay_path, "auto", "127.0.0.1", upstream])
         self._process = await conn.create_process(command, encoding="utf-8")
         try:
             line = await asyncio.wait_for(self._process.stdout.readline(), START_TIMEOUT)
@@ -64,7 +85,7 @@ class SSHRelay:
             error_text = ""
             with contextlib.suppress(Exception):
                 error_text = await asyncio.wait_for(self._process.stderr.read(), 2)
-            await self.close()
+            await self._stop()
             raise ClusterError(
                 f"the pool relay did not start on {transport.description}: "
                 f"{(error_text or line).strip() or 'no answer'}"
@@ -72,13 +93,47 @@ class SSHRelay:
         self.address = (words[1], int(words[2]))
         return self.address
 
+    def keep(self, on_address: Callable[[tuple[str, int]], Awaitable[None]]) -> None:
+        """Replace the relay whenever it ends while the pool is open (the SSH connection
+        dropped and took it along), and tell ``on_address`` where the new one listens: the
+        pool rewrites the address its workers read when they reconnect."""
+        self._keeper = asyncio.get_running_loop().create_task(self._keep(on_address))
+
+    async def _keep(self, on_address: Callable[[tuple[str, int]], Awaitable[None]]) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self._process.wait_closed()
+            log.warning("the pool relay on %s ended; starting another", self.transport.description)
+            await self._stop()
+            delay = 0.5
+            while True:
+                try:
+                    address = await self.open()
+                    await on_address(address)
+                    break
+                except (ClusterError, OSError) as error:
+                    log.warning("the pool relay could not start again (%s); retrying", error)
+                    await self._stop()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
+            self.reopened += 1
+
     async def close(self) -> None:
-        """Stop the relay and the forwarding."""
+        """Stop keeping the relay, then stop it and the forwarding."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
+        await self._stop()
+
+    async def _stop(self) -> None:
         if self._process is not None:
             with contextlib.suppress(Exception):
                 self._process.stdin.write_eof()
             self._process.close()
             self._process = None
         if self._forward is not None:
-            self._forward.close()
+            with contextlib.suppress(Exception):
+                self._forward.close()
             self._forward = None
