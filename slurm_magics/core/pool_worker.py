@@ -22,7 +22,6 @@ import importlib
 import io
 import json
 import os
-import pickle
 import socket
 import struct
 import sys
@@ -298,7 +297,7 @@ class Worker:
             function = self.functions[function_id]
             if isinstance(function, bytes):
                 function = self.functions[function_id] = cloudpickle.loads(function)
-            args, kwargs = pickle.loads(call)
+            args, kwargs = runner.load_call(call)  # FileValue / FileArray data read here
             outcome: tuple[Any, ...] = ("ok", function(*args, **kwargs))
         except BaseException as error:  # everything, even SystemExit, is the task's result
             traceback.print_exc()

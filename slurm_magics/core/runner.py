@@ -35,6 +35,7 @@ __all__ = [
     "decode_outcome",
     "encode_outcome",
     "error_outcome",
+    "load_call",
     "load_file",
     "load_file_item",
     "load_result",
@@ -198,6 +199,12 @@ def read_item(run_dir: str, item: int) -> tuple[tuple[Any, ...], dict[str, Any]]
     with open(os.path.join(run_dir, "args.bin"), "rb") as table:
         table.seek(start)
         data = table.read(end - start)
+    return load_call(data)
+
+
+def load_call(data: bytes) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """One call's (args, kwargs) from its pickle, its references (results of other jobs,
+    FileValue / FileArray data on the cluster's file system) loaded."""
     args, kwargs = _ArgumentUnpickler(io.BytesIO(data)).load()
     return tuple(args), dict(kwargs)
 

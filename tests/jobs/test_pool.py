@@ -115,6 +115,26 @@ def test_dependencies_both_ways(cluster: sm.Cluster, pool: sm.WorkerPool) -> Non
     assert waits.state is sm.JobState.DEPENDENCY_FAILED
 
 
+def scaled_length(record: dict[str, str], table: dict[str, int]) -> int:
+    return len(record["payload"]) * table["scale"]
+
+
+def test_file_values_and_file_arrays_are_read_by_the_workers(
+    cluster: sm.Cluster, pool: sm.WorkerPool
+) -> None:
+    records = [{"payload": "x" * i} for i in range(6)]
+    array = sm.FileArray.from_data(records, cluster=cluster)
+    table = sm.FileValue.from_data({"scale": 3}, cluster=cluster)
+    # each task gets one element and the shared value by reference, read on the node
+    mapped = pool.map(scaled_length, [{"record": row, "table": table} for row in array])
+    assert mapped.result(timeout=120) == [3 * i for i in range(6)]
+    assert sm.task(len).on(pool)(array).result(timeout=60) == 6  # the whole array
+    gone = sm.FileValue(f"{cluster.root}/no-such-value.pkl")
+    with pytest.raises(FileNotFoundError):  # the worker's error, and the worker lives on
+        sm.task(len).on(pool)(gone).result(timeout=60)
+    assert work.on(pool)(2).result(timeout=60) == 4
+
+
 def test_a_forged_connection_is_refused(pool: sm.WorkerPool) -> None:
     host, port = pool._listener.address
     refused = pool._listener.refused

@@ -18,14 +18,6 @@ from slurm_magics.jobs.pool.tasks import PoolJob
 __all__ = ["check_upstream", "pickle_call", "settle_pool_tasks", "submit_after", "waits_on"]
 
 
-def _refuse_files(obj: Any) -> None:
-    if isinstance(obj, FileReference):
-        raise TypeError(
-            f"{obj!r}: pool tasks take values, not sm.FileValue/FileArray references; "
-            "pass the data (or its path) instead."
-        )
-
-
 def waits_on(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> list[Job | JobArray]:
     """The unfinished jobs among a call's arguments (lists, tuples, dict values, ...).
 
@@ -35,7 +27,6 @@ def waits_on(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> list[Job | Job
     found: list[Job | JobArray] = []
 
     def look(obj: Any) -> Reference:
-        _refuse_files(obj)
         if not isinstance(obj, Job | JobArray):
             return None
         if obj.done():
@@ -52,10 +43,12 @@ def waits_on(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> list[Job | Job
 
 
 def pickle_call(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> bytes:
-    """(args, kwargs) pickled with every (finished) job replaced by its result."""
+    """(args, kwargs) pickled with every (finished) job replaced by its result, and each
+    FileValue / FileArray (element) as the reference the worker reads it by."""
 
     def value(obj: Any) -> Reference:
-        _refuse_files(obj)
+        if isinstance(obj, FileReference):  # read by the worker, from the shared file system
+            return ("ref", obj.reference())
         if isinstance(obj, Job | JobArray):
             return ("value", obj.result())
         return None
