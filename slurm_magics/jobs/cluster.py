@@ -259,6 +259,8 @@ class Cluster:
         self.registry.record_attempt(run.run_id, element, attempt, why)
 
     def _check_dependency(self, dependency: Job | JobArray, condition: Condition) -> None:
+        if any(getattr(job.cluster, "passes_values", False) for job in jobs_of(dependency)):
+            concurrent.futures.wait(jobs_of(dependency))  # a pool task: milliseconds away
         for job in jobs_of(dependency):
             if job.cluster is not self and getattr(job.cluster, "identity", None) != self.identity:
                 raise ClusterError(
@@ -281,8 +283,6 @@ class Cluster:
             return ("ref", obj.reference())
         if not isinstance(obj, Job | JobArray):
             return None
-        if any(getattr(job.cluster, "passes_values", False) for job in jobs_of(obj)):
-            concurrent.futures.wait([obj])  # a pool task: its value, milliseconds away
         self._check_dependency(obj, "afterok")
         if obj.done():
             return ("value", obj.result())

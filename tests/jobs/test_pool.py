@@ -115,6 +115,32 @@ def test_dependencies_both_ways(cluster: sm.Cluster, pool: sm.WorkerPool) -> Non
     assert waits.state is sm.JobState.DEPENDENCY_FAILED
 
 
+def double(x: int) -> int:
+    return x * 2
+
+
+def test_a_raw_submission_after_pool_tasks(cluster: sm.Cluster, pool: sm.WorkerPool) -> None:
+    done = work.on(pool)(1)
+    run = cluster.submit_calls(
+        double, [((5,), {})], name="after-pool", resources=sm.Resources(), after=[done]
+    )
+    assert run.jobs[0].result(timeout=300) == 10 and done.result() == 2
+    failed = work.on(pool)("boom")
+    with pytest.raises(sm.DependencyError, match="KeyError"):
+        cluster.submit_calls(
+            double, [((5,), {})], name="after-failed", resources=sm.Resources(), after=[failed]
+        )
+    anyway = cluster.submit_calls(
+        double,
+        [((6,), {})],
+        name="after-any",
+        resources=sm.Resources(),
+        after=[work.on(pool)("boom")],
+        condition="afterany",
+    )
+    assert anyway.jobs[0].result(timeout=300) == 12
+
+
 def scaled_length(record: dict[str, str], table: dict[str, int]) -> int:
     return len(record["payload"]) * table["scale"]
 
