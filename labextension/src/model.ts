@@ -225,3 +225,17 @@ export function fingerprint(groups: NotebookGroup[]): string {
 export function anyActive(groups: NotebookGroup[]): boolean {
   return allRuns(groups).some(run => isActive(run.counts));
 }
+
+/** What waits on the client, in words ("" when nothing does): the tasks of a map past the
+ * cluster's job limits that the submitting notebook sends in waves as room appears. */
+export function clientWaitText(run: RunInfo): string {
+  const waiting = run.waiting_on_client;
+  if (!waiting || waiting.tasks <= 0) {
+    return '';
+  }
+  const tasks = waiting.tasks === 1 ? '1 task' : `${waiting.tasks} tasks`;
+  return (
+    `${tasks} not submitted yet: waiting for room under the cluster's job limits, ` +
+    `sent in waves by the process that submitted them (${waiting.where})`
+  );
+}

@@ -25,6 +25,9 @@ export interface RunInfo {
   submitted_at: number;
   dependency: string;
   counts: Counts;
+  /** Items not submitted yet, waiting for room in the process that submitted the run
+   * (waves under the cluster's job limits), and which process that is; null when none. */
+  waiting_on_client?: { tasks: number; where: string } | null;
   /** Run-length encoded states of the items of an array, in item order. */
   task_states?: [string, number][];
   task_states_truncated?: boolean;

@@ -5,6 +5,7 @@
 
 import { APIError, SlurmAPI } from './api';
 import { h } from './dom';
+import { clientWaitText } from './model';
 import type { RunInfo } from './types';
 
 export class WaitingInfo {
@@ -22,9 +23,11 @@ export class WaitingInfo {
       'Why waiting? When?'
     );
     this.text = h('div', { class: 'jp-SlurmDetail-waiting', role: 'status' });
+    this.client = h('div', { class: 'jp-SlurmDetail-clientWait' });
     this.node = h(
       'div',
       { class: 'jp-SlurmDetail-waitingBox' },
+      this.client,
       this.button,
       this.text
     );
@@ -39,7 +42,11 @@ export class WaitingInfo {
       this.text.textContent = '';
     }
     this.run = run;
-    this.node.hidden = !(pending && run?.local);
+    // tasks still on the client: said at once (SLURM knows nothing of them)
+    this.client.textContent = run === null ? '' : clientWaitText(run);
+    this.client.hidden = this.client.textContent === '';
+    this.button.hidden = !(run?.local && run.slurm_ids.length > 0);
+    this.node.hidden = !(pending && (run?.local || !this.client.hidden));
   }
 
   private async ask(): Promise<void> {
@@ -63,4 +70,5 @@ export class WaitingInfo {
   private run: RunInfo | null = null;
   private readonly button: HTMLButtonElement;
   private readonly text: HTMLElement;
+  private readonly client: HTMLElement;
 }

@@ -4,6 +4,7 @@ import test from 'node:test';
 import {
   ago,
   anyActive,
+  clientWaitText,
   countsText,
   findRun,
   fingerprint,
@@ -174,4 +175,20 @@ test('texts: notebook names, the status bar, ages', () => {
   assert.equal(ago(7200), '2 h ago');
   assert.equal(ago(3 * 86400), '3 d ago');
   assert.equal(ago(-5), '0 s ago');
+});
+
+test('clientWaitText says what waits on the client and where, or nothing', () => {
+  assert.equal(clientWaitText(run()), '');
+  assert.equal(clientWaitText(run({ waiting_on_client: null })), '');
+  const text = clientWaitText(
+    run({ waiting_on_client: { tasks: 700, where: 'pid 4242 on login1' } })
+  );
+  assert.match(text, /^700 tasks not submitted yet: waiting for room/);
+  assert.match(text, /\(pid 4242 on login1\)$/);
+  assert.match(
+    clientWaitText(
+      run({ waiting_on_client: { tasks: 1, where: 'pid 1 on a' } })
+    ),
+    /^1 task not/
+  );
 });

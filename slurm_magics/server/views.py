@@ -15,6 +15,7 @@ from typing import Any
 
 from slurm_magics.core.parsing import QueueRow, element_slurm_id
 from slurm_magics.core.states import JobState, normalise_state
+from slurm_magics.jobs.owner import describe_owner, unsubmitted_items
 from slurm_magics.jobs.registry import JobRecord, RunRecord
 
 __all__ = [
@@ -179,12 +180,22 @@ def run_view(record: RunRecord, states: Sequence[str], *, notebook_path: str | N
         "submitted_at": record.submitted_at,
         "dependency": record.dependency,
         "counts": _counts(states),
+        "waiting_on_client": _waiting_on_client(record, states),
     }
     if record.is_array:
         lengths = _run_lengths(states)
         view["task_states"] = lengths[:MAX_STATE_RUNS]
         view["task_states_truncated"] = len(lengths) > MAX_STATE_RUNS
     return view
+
+
+def _waiting_on_client(record: RunRecord, states: Sequence[str]) -> JSON | None:
+    """The items not submitted yet that wait for room in the submitting process (waves):
+    ``{"tasks": n, "where": "pid 1234 on login1"}``, or None. Those of a process that has
+    ended are FAILED by then (``jobs.owner.settle_orphans``), never waiting."""
+    items = unsubmitted_items(record.slices, record.n_items, record.chunk_size)
+    tasks = sum(states[item] == JobState.PENDING.value for item in items if item < len(states))
+    return {"tasks": tasks, "where": describe_owner(record.owner)} if tasks else None
 
 
 def jobs_view(

@@ -168,6 +168,16 @@ try {
     .first();
   seen.notebook_group = await group.innerText();
 
+  // A map past the QOS's job limit: what waits on the client for room, said at once.
+  const waves = input.jobs.waves;
+  await page.locator(row(waves.job_id)).click();
+  const clientWait = page.locator(
+    '#slurm-magics-panel .jp-SlurmDetail-clientWait'
+  );
+  await clientWait.waitFor({ state: 'visible' });
+  seen.client_wait = await clientWait.innerText();
+  log('the map waiting on the client says so');
+
   // The waiting job: select it, ask why it waits and until when (one click, one request),
   // then cancel it through the dialog and watch it become CANCELLED.
   await page.locator(row(held.job_id)).click();

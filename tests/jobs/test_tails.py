@@ -38,7 +38,12 @@ def test_following_array_tasks_live(cluster: sm.Cluster) -> None:
     started = time.monotonic()
     arrivals: dict[int, float] = {}  # line number -> when it was first seen here
     trace: list[tuple[float, int, int]] = []  # (time, reads, offset), for a failure's message
-    while not arr.done() or len(arrivals) < LINES:
+    last = f"task 0 line {LINES - 1} "
+
+    def other_complete() -> bool:  # the other file's last line, read after task 0 wrote it
+        return others[0].last_line.startswith(last)
+
+    while not arr.done() or len(arrivals) < LINES or not other_complete():
         for text in chosen.text.splitlines():
             number = int(text.split()[3])
             arrivals.setdefault(number, time.time())

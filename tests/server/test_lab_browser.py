@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -23,6 +25,7 @@ import pytest
 import slurm_magics as sm
 from slurm_magics.transport import LocalTransport
 from tests.helpers import require_cluster
+from tests.jobs.test_waves import qos_limit
 from tests.server.lab_server import JupyterProcess, jupyter
 
 pytestmark = pytest.mark.cluster
@@ -93,7 +96,11 @@ def run_browser(
         "screenshot": str(screenshot),
         "timeout_ms": 240_000,
         "notebook": NOTEBOOK_NAME,
-        "jobs": {key: {"job_id": j.job_id, "run_id": j.run.run_id} for key, j in jobs.items()},
+        # a run's row is named by its first sbatch's id (an array's, not one task's)
+        "jobs": {
+            key: {"job_id": j.run.slices[0].slurm_id, "run_id": j.run.run_id}
+            for key, j in jobs.items()
+        },
     }
     stderr_path = log_dir / "lab_sidebar.stderr"
     lines: list[str] = []
@@ -127,8 +134,17 @@ def run_browser(
     return seen
 
 
+@pytest.fixture
+def qos3lab() -> Iterator[str]:
+    yield from qos_limit("smwaveslab", 3)
+
+
 def test_the_sidebar_shows_jobs_change_state_and_cancels_one(
-    lab: JupyterProcess, local: sm.Cluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    lab: JupyterProcess,
+    local: sm.Cluster,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    qos3lab: str,
 ) -> None:
     _require_browser()
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
@@ -140,14 +156,25 @@ def test_the_sidebar_shows_jobs_change_state_and_cancels_one(
     held = sm.task(lambda: None, name="held_task", memory="100M", extra={"begin": "now+600"})
     begin = datetime.datetime.now() + datetime.timedelta(minutes=10)
     waiting = held.on(local)()
+    # a map of 4 past a QOS that holds 3 jobs, 2 taken: one task goes in, 3 wait here (all
+    # held, so that none ends and makes room while the browser looks)
+    limited = sm.task(greet, memory="50M", time=5, qos=qos3lab, extra={"hold": True})
+    blockers = limited.on(local).map([None] * 2, ["b0", "b1"])
+    waves = limited.on(local).map([None] * 4, ["w0", "w1", "w2", "w3"])
+    assert len(waves.job_ids) == 1
     ARTIFACTS.mkdir(exist_ok=True)
     screenshot = ARTIFACTS / "lab-sidebar.png"
     screenshot.unlink(missing_ok=True)
     try:
         seen = run_browser(
-            lab, {"first": first, "second": second, "held": waiting}, screenshot, tmp_path
+            lab,
+            {"first": first, "second": second, "held": waiting, "waves": waves.jobs[0]},
+            screenshot,
+            tmp_path,
         )
     finally:
+        waves.cancel()
+        blockers.cancel()
         subprocess.run(["scancel", waiting.job_id, first.job_id, second.job_id], check=False)
 
     # The panel is in the left sidebar and lists the three jobs under their notebook.
@@ -172,6 +199,12 @@ def test_the_sidebar_shows_jobs_change_state_and_cancels_one(
     start = datetime.datetime.strptime(when, "%Y-%m-%d %H:%M:%S")
     assert abs((start - begin).total_seconds()) < 60, seen["waiting"]
     assert seen["max_in_flight"]["start"] == 1
+    # The map past the QOS's limit: what waits on this process for room, and where.
+    assert seen["client_wait"] == (
+        "3 tasks not submitted yet: waiting for room under the cluster's job limits, sent in "
+        f"waves by the process that submitted them (pid {os.getpid()} on "
+        f"{socket.gethostname()})"
+    ), seen["client_wait"]
     # Cancelling asked first, named the job, and really cancelled it.
     assert f"Cancel job {waiting.job_id} (held_task)?" in seen["dialog"]
     assert seen["cancel_message"] == f"Cancelled {waiting.job_id}."
