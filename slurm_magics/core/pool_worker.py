@@ -304,6 +304,7 @@ class Worker:
             outcome = runner.error_outcome(error)
         finally:
             sys.stdout, sys.stderr = saved
+            runner.forget_loaded()
         tails = [
             stream.getvalue()[-OUTPUT_LIMIT:].encode(errors="replace") for stream in (out, err)
         ]

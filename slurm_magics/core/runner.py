@@ -35,6 +35,7 @@ __all__ = [
     "decode_outcome",
     "encode_outcome",
     "error_outcome",
+    "forget_loaded",
     "load_call",
     "load_file",
     "load_file_item",
@@ -177,6 +178,14 @@ def load_file(path: str, layout: str) -> Any:
             with open(path, "rb") as stream:
                 _FILE_CACHE[key] = pickle.load(stream)
     return _FILE_CACHE[key]
+
+
+def forget_loaded() -> None:
+    """Drop loaded FileValue / FileArray data, except memory-mapped (read-only) arrays: a
+    pool worker runs unrelated tasks one after another, which must not see each other's
+    changes to it, nor keep all of it in memory."""
+    for key in [key for key in _FILE_CACHE if key[1] != "npy"]:
+        del _FILE_CACHE[key]
 
 
 def load_file_item(folder: str, layout: str, index: int) -> Any:

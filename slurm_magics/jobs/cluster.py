@@ -234,25 +234,25 @@ class Cluster:
             run, template, 0, n_elements, upstream, condition, effective.qos, effective.account
         )
         engine.call(self._submit(run, files, pending))
-        self.live_runs[run.run_id] = run
         for dependency in upstream:
             for upstream_run in (
                 [dependency.run] if isinstance(dependency, Job) else dependency.runs
             ):
                 upstream_run.dependents.append(run)
-        record_submission(
-            self.registry,
-            run,
-            upstream,
-            cluster_key=self.key,
-            sentinel_dir=self.sentinel_dir,
-            session_id=self.session_id,
-            is_array=array,
-        )
+        # recorded on the engine loop, where waves go in: a later one finds the run recorded
+        engine.call_in_loop(self._record, run, upstream, array)
         if condition == "afterok":
             for dependency in upstream:
                 dependency.add_done_callback(functools.partial(self._upstream_done, run))
         return run
+
+    def _record(self, run: Run, upstream: list[Job | JobArray], array: bool) -> None:
+        self.live_runs[run.run_id] = run
+        key, sentinels, session = self.key, self.sentinel_dir, self.session_id
+        record_submission(
+            self.registry, run, upstream, cluster_key=key, sentinel_dir=sentinels,
+            session_id=session, is_array=array,
+        )  # fmt: skip
 
     def _record_retry(self, run: Run, element: int, attempt: int, error: BaseException) -> None:
         why = f"{type(error).__name__}: {error}"
@@ -337,7 +337,8 @@ class Cluster:
 
     def _abandon_waiting(self) -> None:
         if not self._closed:
-            engine.call(self.waves.abandon("the process that submitted them ended first"))
+            why = "the process that submitted them ended first"
+            engine.call(self.waves.abandon(why), timeout=10)  # not behind a hung sbatch
             self.registry.flush()
 
     def _cancel_unfinished(self) -> None:

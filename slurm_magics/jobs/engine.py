@@ -66,6 +66,14 @@ class Engine:
             raise RuntimeError("Engine.call() from the engine thread would deadlock")
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
+    def call_in_loop(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a plain function on the engine loop (in turn with all that runs there)."""
+
+        async def run() -> T:
+            return function(*args)
+
+        return self.call(run())
+
     def spawn(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Start a coroutine on the engine loop without waiting (thread-safe)."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)

@@ -7,8 +7,10 @@ process as the run's *owner* ("host pid start-time"). Another process that finds
 does, the elements wait in it; once it has ended they can never be submitted, and are
 recorded as FAILED with a ``SubmissionError`` that says so, instead of PENDING for ever.
 
-Liveness is psutil's (the process's creation time guards against a reused pid); an owner
-on another host cannot be checked from here and counts as running.
+A process is known by its pid and its start: on Linux the boot's id and the start in clock
+ticks since boot (``/proc/PID/stat``: exact, immune to clock changes), elsewhere psutil's
+creation time (within 2 s); a reused pid has another start. An owner on another host cannot
+be checked from here and counts as running.
 """
 
 from __future__ import annotations
@@ -17,11 +19,10 @@ import enum
 import os
 import socket
 import time
-from collections.abc import Sequence
 
 import psutil
 
-from slurm_magics.jobs.registry import Registry, RunRecord
+from slurm_magics.jobs.registry import Registry, RunRecord, unsubmitted_items
 
 __all__ = [
     "OwnerState",
@@ -29,7 +30,6 @@ __all__ = [
     "owner_state",
     "settle_orphans",
     "this_process",
-    "unsubmitted_items",
 ]
 
 
@@ -41,11 +41,28 @@ class OwnerState(enum.Enum):
     UNKNOWN = "unknown"  # another host: cannot be checked from here
 
 
+_CREATE_TIME_SLACK = 2.0  # seconds: psutil's creation time moves with the boot time's rounding
+
+
+def _linux_start(pid: int) -> str | None:
+    """ "BOOT_ID/TICKS" of a running process (None: gone, a zombie, or not Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stream:
+            fields = stream.read().rsplit(")", 1)[1].split()  # after "(command name)"
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as stream:
+            boot = stream.read().strip()
+    except (OSError, IndexError):
+        return None
+    if fields[0] in ("Z", "X"):  # state: a zombie or dead process runs nothing
+        return None
+    return f"{boot}/{fields[19]}"  # field 22 of stat: start time in clock ticks since boot
+
+
 def this_process() -> str:
-    """This process as an owner: "host pid start-time" (start time in seconds since the
-    epoch, as psutil reports it, rounded to 10 ms)."""
-    started = psutil.Process(os.getpid()).create_time()
-    return f"{socket.gethostname()} {os.getpid()} {started:.2f}"
+    """This process as an owner: "host pid start" (see the module's docstring)."""
+    pid = os.getpid()
+    start = _linux_start(pid) or f"{psutil.Process(pid).create_time():.2f}"
+    return f"{socket.gethostname()} {pid} {start}"
 
 
 def owner_state(owner: str) -> OwnerState:
@@ -55,22 +72,20 @@ def owner_state(owner: str) -> OwnerState:
     process holds waves for it.
     """
     try:
-        host, pid_text, started_text = owner.split(" ")
-        pid, started = int(pid_text), float(started_text)
+        host, pid_text, start = owner.split(" ")
+        pid = int(pid_text)
     except ValueError:
         return OwnerState.ENDED
     if host != socket.gethostname():
         return OwnerState.UNKNOWN
+    if "/" in start:  # Linux: exact
+        return OwnerState.RUNNING if _linux_start(pid) == start else OwnerState.ENDED
     try:
         process = psutil.Process(pid)
-        alive = abs(process.create_time() - started) < 0.05 and process.status() not in (
-            psutil.STATUS_ZOMBIE,
-            psutil.STATUS_DEAD,
-        )
-    except psutil.NoSuchProcess:  # includes ZombieProcess
-        return OwnerState.ENDED
-    except psutil.AccessDenied:  # another user's process with that pid: not ours
-        return OwnerState.ENDED
+        alive = abs(process.create_time() - float(start)) < _CREATE_TIME_SLACK
+        alive = alive and process.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return OwnerState.ENDED  # gone, or another user's process with that pid now
     return OwnerState.RUNNING if alive else OwnerState.ENDED
 
 
@@ -80,29 +95,24 @@ def describe_owner(owner: str) -> str:
     return f"pid {parts[1]} on {parts[0]}" if len(parts) == 3 else "an earlier process"
 
 
-def unsubmitted_items(
-    slices: Sequence[tuple[str, int, int]], n_items: int, chunk_size: int
-) -> range:
-    """The items of a run past its last submitted slice (slices go in in order)."""
-    end = max((first + max(n, 1) for _, first, n in slices), default=0)
-    return range(min(end * chunk_size, n_items), n_items)
-
-
 def settle_orphans(registry: Registry, record: RunRecord) -> int:
     """Record as FAILED the unsubmitted items of ``record`` still PENDING whose owner has
-    ended: nothing can submit them any more.
+    ended: nothing can submit them any more. Nothing is written while none waits.
 
     Returns:
         How many items were settled (0 when none wait, or the owner still runs or cannot
         be checked).
     """
-    waiting = unsubmitted_items(record.slices, record.n_items, record.chunk_size)
-    if not waiting or owner_state(record.owner) is not OwnerState.ENDED:
+    if not unsubmitted_items(record.slices, record.n_items, record.chunk_size):
         return 0
-    first_element = waiting.start // record.chunk_size
-    message = (
-        f"SubmissionError: {len(waiting)} task(s) of {record.name} were never submitted: the "
-        f"process that held them until there was room ({describe_owner(record.owner)}) "
-        f"ended first. Submit them again, e.g. task.map(items[{first_element}:])."
-    )
-    return registry.fail_pending(record.run_id, waiting.start, message, time.time())
+    if owner_state(record.owner) is not OwnerState.ENDED:
+        return 0
+
+    def message(items: range) -> str:  # for the slices as the registry has them at the end
+        return (
+            f"SubmissionError: {len(items)} task(s) of {record.name} were never submitted: "
+            f"the process that held them until there was room ({describe_owner(record.owner)})"
+            f" ended first. Submit them again, e.g. task.map(items[{items.start}:])."
+        )
+
+    return registry.fail_unsubmitted(record.run_id, message, time.time())

@@ -10,9 +10,9 @@ from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.cluster import Cluster
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.job import Job, Run, Slice
-from slurm_magics.jobs.owner import describe_owner, settle_orphans, unsubmitted_items
+from slurm_magics.jobs.owner import describe_owner, settle_orphans
 from slurm_magics.jobs.recording import follow
-from slurm_magics.jobs.registry import JobRecord, RunRecord
+from slurm_magics.jobs.registry import JobRecord, RunRecord, unsubmitted_items
 
 __all__ = ["live_entry"]
 
@@ -92,8 +92,10 @@ async def _follow_waves(cluster: Cluster, run: Run, owner: str) -> None:
             run.dependency = record.dependency
             cluster.poller.track(run)
         waiting = unsubmitted_items(record.slices, record.n_items, record.chunk_size)
-        if await asyncio.to_thread(settle_orphans, cluster.registry, record):
-            _apply_known(run, await asyncio.to_thread(cluster.registry.jobs_of, run.run_id))
+        await asyncio.to_thread(settle_orphans, cluster.registry, record)
+        # what the registry says of them: FAILED by settle_orphans, or ended by their owner
+        # itself (its exit hook, cluster.close(), a cancel)
+        _apply_known(run, await asyncio.to_thread(cluster.registry.jobs_of, run.run_id))
         for item in waiting:
             job = run.jobs[item]
             if not job.done() and job.reason != reason:

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 from collections.abc import Sequence
 from typing import Any
 
 from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.job import Job, Run
 from slurm_magics.jobs.owner import this_process
-from slurm_magics.jobs.registry import Registry, RunRecord, submitting_notebook
+from slurm_magics.jobs.registry import Registry, RunRecord
 
-__all__ = ["follow", "record_submission"]
+__all__ = ["follow", "record_submission", "submitting_notebook"]
 
 
 def record_submission(
@@ -75,3 +76,14 @@ def follow(registry: Registry, run: Run) -> None:
 
     for job in run.jobs:
         job.add_done_callback(on_done)
+
+
+def submitting_notebook() -> str:
+    """The notebook (or script) that submits: what a user recognises in a job list."""
+    for variable in ("JPY_SESSION_NAME", "SLURM_MAGICS_NOTEBOOK"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    import __main__  # noqa: PLC0415
+
+    session = getattr(__main__, "__session__", None) or getattr(__main__, "__file__", None)
+    return str(session) if session else "<interactive>"

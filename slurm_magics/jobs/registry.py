@@ -15,10 +15,16 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-__all__ = ["JobRecord", "Registry", "RunRecord", "default_registry", "submitting_notebook"]
+__all__ = [
+    "JobRecord",
+    "Registry",
+    "RunRecord",
+    "default_registry",
+    "unsubmitted_items",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -35,8 +41,12 @@ CREATE TABLE IF NOT EXISTS runs (
     notebook TEXT NOT NULL,
     session TEXT NOT NULL,
     submitted_at REAL NOT NULL,
-    cleaned INTEGER NOT NULL DEFAULT 0,
-    owner TEXT NOT NULL DEFAULT ''  -- "host pid start-time" of the process submitting its waves
+    cleaned INTEGER NOT NULL DEFAULT 0
+);
+-- Beside runs, not a column of it: older versions insert into runs by position.
+CREATE TABLE IF NOT EXISTS owners (
+    run_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL  -- "host pid start" of the process that submits the run's waves
 );
 CREATE TABLE IF NOT EXISTS slices (
     slurm_id TEXT NOT NULL,
@@ -70,10 +80,12 @@ CREATE INDEX IF NOT EXISTS edges_by_run ON edges (run_id);
 """
 
 
-_RUN_COLUMNS = (
+_STORED_COLUMNS = (
     "run_id, cluster, run_dir, sentinel_dir, name, n_items, chunk_size, is_array, slices, "
-    "dependency, notebook, session, submitted_at, owner"
+    "dependency, notebook, session, submitted_at"
 )
+_OWNER_OF = "COALESCE((SELECT owner FROM owners WHERE owners.run_id = runs.run_id), '')"
+_RUN_COLUMNS = _STORED_COLUMNS + ", " + _OWNER_OF  # a RunRecord's fields, in order, as read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,39 +133,29 @@ class Registry:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
-            if "owner" not in columns:  # a registry written before runs had owners
-                try:
-                    self._db.execute("ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
-                except sqlite3.OperationalError as error:  # another process added it first
-                    if "duplicate column" not in str(error):
-                        raise
         os.chmod(path, 0o600)
 
-    def _write(self, statements: Iterable[tuple[str, Sequence[Any] | list[Sequence[Any]]]]) -> int:
-        """Run ``statements`` in one transaction; returns how many rows they changed."""
-        changed = 0
+    def _write(self, statements: Iterable[tuple[str, Sequence[Any] | list[Sequence[Any]]]]) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 for sql, rows in statements:
                     if isinstance(rows, list):
-                        changed += self._db.executemany(sql, rows).rowcount
+                        self._db.executemany(sql, rows)
                     else:
-                        changed += self._db.execute(sql, rows).rowcount
+                        self._db.execute(sql, rows)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-        return changed
 
     def record_run(self, run: RunRecord, upstream: Sequence[tuple[str, int]]) -> None:
         """Store a submitted run, its items (PENDING) and its dependency edges."""
         self._write(
             [
                 (
-                    f"INSERT OR REPLACE INTO runs ({_RUN_COLUMNS}) "  # noqa: S608 (fixed names)
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT OR REPLACE INTO runs ({_STORED_COLUMNS}) "  # noqa: S608 (fixed names)
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         run.run_id,
                         run.cluster,
@@ -168,9 +170,9 @@ class Registry:
                         run.notebook,
                         run.session,
                         run.submitted_at,
-                        run.owner,
                     ),
                 ),
+                ("INSERT OR REPLACE INTO owners VALUES (?,?)", (run.run_id, run.owner)),
                 (
                     "INSERT OR REPLACE INTO slices VALUES (?,?,?)",
                     [(slurm_id, run.cluster, run.run_id) for slurm_id, _, _ in run.slices],
@@ -236,19 +238,40 @@ class Registry:
                     ]
                 )
 
-    def fail_pending(self, run_id: str, first_item: int, error: str, at: float) -> int:
-        """Record items ``first_item`` and later of a run that are still PENDING as FAILED
-        with ``error`` (they can never be submitted); returns how many were."""
+    def fail_unsubmitted(self, run_id: str, error: Callable[[range], str], at: float) -> int:
+        """FAIL the items past a run's last slice still PENDING (their owner has ended),
+        with ``error(items)``; the slices are read in the same transaction. Returns how many."""
         self.flush()
-        return self._write(
-            [
-                (
-                    "UPDATE jobs SET state='FAILED', ended_at=?, error=? "
-                    "WHERE run_id=? AND item>=? AND state='PENDING'",
-                    (at, error[:4000], run_id, first_item),
-                )
-            ]
-        )
+        with self._lock:
+            if not self._unsubmitted_pending(run_id):  # most calls: write nothing
+                return 0
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                items, done = self._unsubmitted_pending(run_id), 0
+                if items:
+                    sql = "UPDATE jobs SET state='FAILED', ended_at=?, error=? WHERE run_id=? "
+                    values = (at, error(items)[:4000], run_id, items.start)
+                    done = self._db.execute(
+                        f"{sql}AND item>=? AND state='PENDING'", values
+                    ).rowcount
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return done
+
+    def _unsubmitted_pending(self, run_id: str) -> range:
+        row = self._db.execute(
+            "SELECT slices, n_items, chunk_size FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            return range(0)
+        items = unsubmitted_items(json.loads(row[0]), row[1], row[2])
+        pending = self._db.execute(
+            "SELECT 1 FROM jobs WHERE run_id=? AND item>=? AND state='PENDING' LIMIT 1",
+            (run_id, items.start),
+        ).fetchone()
+        return items if items and pending else range(0)
 
     # -- reading -----------------------------------------------------------------------
     def runs(
@@ -346,6 +369,13 @@ class Registry:
             self._db.close()
 
 
+def unsubmitted_items(slices: Sequence[Sequence[Any]], n_items: int, chunk_size: int) -> range:
+    """The items of a run past its last submitted slice ((SLURM id, first element,
+    elements) each; they go in in order): those that wait on the client for room."""
+    end = max((int(first) + max(int(n), 1) for _, first, n in slices), default=0)
+    return range(min(end * chunk_size, n_items), n_items)
+
+
 def _run_record(row: Sequence[Any]) -> RunRecord:
     values = list(row)
     values[7] = bool(values[7])
@@ -368,14 +398,3 @@ def default_registry() -> Registry:
             _default = Registry(path)
             atexit.register(_default.flush)
         return _default
-
-
-def submitting_notebook() -> str:
-    """The notebook (or script) that submits: what a user recognises in a job list."""
-    for variable in ("JPY_SESSION_NAME", "SLURM_MAGICS_NOTEBOOK"):
-        if os.environ.get(variable):
-            return os.environ[variable]
-    import __main__  # noqa: PLC0415
-
-    session = getattr(__main__, "__session__", None) or getattr(__main__, "__file__", None)
-    return str(session) if session else "<interactive>"

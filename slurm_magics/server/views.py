@@ -15,8 +15,8 @@ from typing import Any
 
 from slurm_magics.core.parsing import QueueRow, element_slurm_id
 from slurm_magics.core.states import JobState, normalise_state
-from slurm_magics.jobs.owner import describe_owner, unsubmitted_items
-from slurm_magics.jobs.registry import JobRecord, RunRecord
+from slurm_magics.jobs.owner import describe_owner
+from slurm_magics.jobs.registry import JobRecord, RunRecord, unsubmitted_items
 
 __all__ = [
     "STATE_ORDER",

@@ -159,6 +159,15 @@ def test_file_values_and_file_arrays_are_read_by_the_workers(
     with pytest.raises(FileNotFoundError):  # the worker's error, and the worker lives on
         sm.task(len).on(pool)(gone).result(timeout=60)
     assert work.on(pool)(2).result(timeout=60) == 4
+    # a task that changes what it was given leaves the next task on its worker a fresh copy
+    counter = sm.FileValue.from_data({"n": 0}, cluster=cluster)
+    seen = [sm.task(bump).on(pool)(counter).result(timeout=60) for _ in range(6)]
+    assert seen == [1] * 6, seen
+
+
+def bump(table: dict[str, int]) -> int:
+    table["n"] += 1
+    return table["n"]
 
 
 def test_a_forged_connection_is_refused(pool: sm.WorkerPool) -> None:

@@ -41,6 +41,9 @@ print(json.dumps({"array": array.job_ids[0], "held": blockers.job_ids, "pid": os
 sys.stdout.flush()
 if MODE == "killed":
     os._exit(0)  # like a killed kernel: no exit hook runs
+if MODE == "exits-later":
+    sys.stdin.readline()  # the test has attached: now end, normally (the exit hook runs)
+    sys.exit(0)
 if MODE == "alive":
     sys.stdin.readline()  # the test has attached: make room, and let the waves go in
     blockers.cancel()
@@ -141,3 +144,32 @@ def test_a_running_owner_keeps_its_waves_and_the_next_process_follows_them(
         if process.poll() is None:
             process.kill()
             process.communicate(timeout=30)
+
+
+def test_an_owner_that_exits_after_another_process_attached_ends_its_futures(
+    local: sm.Cluster, cluster_root: Path, qos3own: str
+) -> None:
+    process, ids = start("exits-later", cluster_root, qos3own)
+    try:
+        array = attach_map(ids["array"], local)
+        wait_for(
+            lambda: all(job.reason.startswith("waiting for room in") for job in array.jobs[1:]),
+            timeout=30,
+            what="the unsubmitted tasks to say where they wait",
+        )
+        assert process.stdin is not None
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        _, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        # its exit hook recorded them FAILED: this process's futures end too (not PENDING)
+        for job in array.jobs[1:]:
+            with pytest.raises(sm.SubmissionError, match="submitted them ended first"):
+                job.result(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+        held = ids["held"]
+        assert isinstance(held, list)
+        subprocess.run(["scancel", *map(str, held), str(ids["array"])], check=False)

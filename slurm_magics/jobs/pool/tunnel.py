@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import shlex
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +25,9 @@ __all__ = ["SSHRelay"]
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 30.0
-RETRY_MAX = 10.0  # seconds between tries to start a relay again, at most
+RETRY_FIRST = 0.25  # seconds before starting a relay again, doubling up to RETRY_MAX
+RETRY_MAX = 10.0
+STABLE_AFTER = 30.0  # seconds a relay lived after which the next restart waits RETRY_FIRST again
 
 
 class SSHRelay:
@@ -100,22 +103,25 @@ class SSHRelay:
         self._keeper = asyncio.get_running_loop().create_task(self._keep(on_address))
 
     async def _keep(self, on_address: Callable[[tuple[str, int]], Awaitable[None]]) -> None:
+        delay = RETRY_FIRST
         while True:
+            started = time.monotonic()
             with contextlib.suppress(Exception):
                 await self._process.wait_closed()
             log.warning("the pool relay on %s ended; starting another", self.transport.description)
             await self._stop()
-            delay = 0.5
+            if time.monotonic() - started > STABLE_AFTER:  # it had lived: start again at once
+                delay = RETRY_FIRST
             while True:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
                 try:
                     address = await self.open()
                     await on_address(address)
                     break
-                except (ClusterError, OSError) as error:
+                except Exception as error:  # asyncssh's channel errors too: never give up
                     log.warning("the pool relay could not start again (%s); retrying", error)
                     await self._stop()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX)
             self.reopened += 1
 
     async def close(self) -> None:

@@ -20,9 +20,11 @@ import datetime
 import functools
 import getpass
 import os
+import shutil
 import signal
 import tempfile
 import time
+import weakref
 from collections.abc import Iterable
 from typing import BinaryIO
 
@@ -78,6 +80,7 @@ class LocalScheduler:
         self._used = 0
         self._memory = MemoryWatcher()
         self._spool = tempfile.mkdtemp(prefix="slurm-magics-local-")  # private (0700)
+        weakref.finalize(self, shutil.rmtree, self._spool, ignore_errors=True)
 
     async def show_config(self) -> ClusterConfig:
         self.counters["scontrol"] += 1
