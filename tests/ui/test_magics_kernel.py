@@ -68,9 +68,12 @@ CELLS = [
     ("await", "await later"),
     (
         "views_filled",
-        "import time\n"
-        "for _ in range(100):\n"
-        "    if later_view.output.outputs and bad_view.output.outputs:\n"
+        "import time\n"  # the views follow their jobs through done-callbacks: let them
+        "for _ in range(300):\n"
+        "    if (\n"
+        "        later_view.output.outputs and bad_view.output.outputs\n"
+        "        and 'COMPLETED' in later_view.line.value and later_view.cancel_button.disabled\n"
+        "    ):\n"
         "        break\n"
         "    time.sleep(0.1)\n"
         "print(repr(later_view.output.outputs))\n"
