@@ -79,6 +79,18 @@ def attach_map(first_id: object, cluster: sm.Cluster) -> JobArray:
     return array
 
 
+def said_then_go(array: JobArray, reason: str, process: subprocess.Popen[str]) -> None:
+    """Wait until the unsubmitted tasks say where they wait, then let the owner go on."""
+    wait_for(
+        lambda: all(job.reason.startswith(reason) for job in array.jobs[1:]),
+        timeout=30,
+        what="the unsubmitted tasks to say where they wait",
+    )
+    assert process.stdin is not None
+    process.stdin.write("go\n")
+    process.stdin.flush()
+
+
 @pytest.mark.parametrize(
     ("mode", "why"),
     [
@@ -126,15 +138,8 @@ def test_a_running_owner_keeps_its_waves_and_the_next_process_follows_them(
     try:
         array = attach_map(ids["array"], local)
         reason = f"waiting for room in the process that submitted it (pid {ids['pid']} on "
-        wait_for(
-            lambda: all(job.reason.startswith(reason) for job in array.jobs[1:]),
-            timeout=30,
-            what="the unsubmitted tasks to say where they wait",
-        )
+        said_then_go(array, reason, process)
         assert all(job.state is JobState.PENDING for job in array.jobs[1:])
-        assert process.stdin is not None
-        process.stdin.write("go\n")
-        process.stdin.flush()
         assert array.result(timeout=300) == [0, 1, 4, 9]  # the later waves, followed here
         assert len(array.runs[0].slices) >= 2
         out, err = process.communicate(timeout=120)
@@ -152,14 +157,7 @@ def test_an_owner_that_exits_after_another_process_attached_ends_its_futures(
     process, ids = start("exits-later", cluster_root, qos3own)
     try:
         array = attach_map(ids["array"], local)
-        wait_for(
-            lambda: all(job.reason.startswith("waiting for room in") for job in array.jobs[1:]),
-            timeout=30,
-            what="the unsubmitted tasks to say where they wait",
-        )
-        assert process.stdin is not None
-        process.stdin.write("go\n")
-        process.stdin.flush()
+        said_then_go(array, "waiting for room in", process)
         _, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
         # its exit hook recorded them FAILED: this process's futures end too (not PENDING)
