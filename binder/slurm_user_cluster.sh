@@ -119,7 +119,12 @@ wait_idle() {
   local state=""
   for _ in $(seq 1 150); do
     state=$(sinfo --noheader -o %t 2>/dev/null | head -n1 || true)
-    case $state in idle* | mix* | alloc*) return 0 ;; esac
+    # a node can start jobs (as slurm_magics.core.states.node_accepts_jobs says): not
+    # unreachable, powered off, powering, rebooting or under maintenance; idle/mix/alloc/comp/plnd
+    case $state in
+      *[*~#%^\$]) ;;
+      idle* | mix* | alloc* | comp* | plnd*) return 0 ;;
+    esac
     sleep 0.2
   done
   say "the node did not come up (sinfo: '${state:-no answer}'); last log lines:"

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 
 import slurm_magics as sm
+from slurm_magics.core.states import node_accepts_jobs
 from slurm_magics.devcluster import SSHInfo, load_info
 from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.engine import engine
@@ -33,14 +34,23 @@ T = TypeVar("T")
 def require_cluster() -> None:
     if shutil.which("sinfo") is None:
         pytest.fail("no SLURM here: run `slurm-magics devcluster up` (as root) before the tests")
-    probe = subprocess.run(["sinfo", "--noheader", "-o", "%t"], capture_output=True, text=True)
-    states = probe.stdout.split()
-    if probe.returncode != 0 or not any(
-        s.startswith(("idle", "mix", "alloc", "comp")) for s in states
-    ):
+
+    def probe() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sinfo", "--noheader", "-o", "%t"], capture_output=True, text=True)
+
+    def usable(answer: subprocess.CompletedProcess[str]) -> bool:
+        return answer.returncode == 0 and any(map(node_accepts_jobs, answer.stdout.split()))
+
+    # A node that is briefly in no state to start jobs (rebooting, powering up) gets 60 s.
+    answer = probe()
+    deadline = time.monotonic() + 60
+    while not usable(answer) and time.monotonic() < deadline:
+        time.sleep(1)
+        answer = probe()
+    if not usable(answer):
         pytest.fail(
-            f"the dev cluster is not usable (sinfo: {probe.stdout.strip()} {probe.stderr.strip()});"
-            " run `slurm-magics devcluster up`"
+            f"the dev cluster is not usable (sinfo: {answer.stdout.strip()} "
+            f"{answer.stderr.strip()}); run `slurm-magics devcluster up`"
         )
 
 

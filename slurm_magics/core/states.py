@@ -1,10 +1,11 @@
-"""Job states as users see them, normalised from what squeue and sacct print (pure)."""
+"""Job states as users see them, normalised from what squeue and sacct print, and whether a
+node (as sinfo prints it) can start jobs (pure)."""
 
 from __future__ import annotations
 
 import enum
 
-__all__ = ["JobState", "normalise_state", "signal_of", "state_from_stderr"]
+__all__ = ["JobState", "node_accepts_jobs", "normalise_state", "signal_of", "state_from_stderr"]
 
 
 class JobState(str, enum.Enum):
@@ -109,3 +110,24 @@ def state_from_stderr(stderr: str) -> JobState | None:
     if "CANCELLED AT" in stderr:
         return JobState.CANCELLED
     return None
+
+
+# sinfo's short node states (``%t``) in which a job can start now: IDLE, MIXED, ALLOCATED,
+# COMPLETING and PLANNED (SLURM >= 22.05: idle, but the backfill scheduler has it in its
+# plan for a pending job). DOWN, DRAIN, DRNG, FAIL, FUTR, MAINT, RESV, INVAL, UNK... cannot.
+_NODE_STATES_STARTING_JOBS = frozenset({"idle", "mix", "alloc", "comp", "plnd"})
+# sinfo's flags after the state: "*" not responding, "~" powered off, "#" powering up,
+# "%" powering down, "^" reboot issued, "$" in a maintenance reservation: none starts
+# our jobs now. "!" (power down pending), "@" (reboot pending) and "-" (planned) still do.
+_NODE_FLAGS = "*~#!%$@^-"
+_NODE_FLAGS_STOPPING_JOBS = frozenset("*~#%^$")
+
+
+def node_accepts_jobs(state: str) -> bool:
+    """Whether a node in ``state`` (sinfo's ``%t``: "idle", "mix-", "plnd", "down*") can
+    start a job now: its base state is idle/mix/alloc/comp/plnd and no flag says it is
+    unreachable, powered off, rebooting or under maintenance. Unknown words are False."""
+    word = state.strip().lower()
+    base = word.rstrip(_NODE_FLAGS)
+    flags = set(word[len(base) :])
+    return base in _NODE_STATES_STARTING_JOBS and not flags & _NODE_FLAGS_STOPPING_JOBS

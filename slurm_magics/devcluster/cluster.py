@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from slurm_magics.core.states import node_accepts_jobs
+
 from .config import (
     DAEMONS,
     DEFAULT_CLUSTER_NAME,
@@ -42,8 +44,6 @@ from .services import (
 __all__ = ["daemon_pids", "down", "status", "up"]
 
 _log = logging.getLogger("slurm_magics.devcluster")
-# Node states in which jobs can start (sinfo's short forms).
-_USABLE_NODE_STATES = ("idle", "mix", "alloc", "comp")
 _FIXED_PORTS = {"slurmctld": 6817, "slurmd": 6818, "slurmdbd": 6819}
 
 
@@ -111,7 +111,7 @@ def _wait_node_usable(hostname: str, log: Path) -> None:
     def usable() -> bool:
         nonlocal resumed
         state = node_state(hostname)
-        if state in _USABLE_NODE_STATES:
+        if node_accepts_jobs(state):
             return True
         # A node left DOWN/DRAINED by an earlier crash of ours comes back with RESUME.
         if not resumed and state.rstrip("*~#!%$@^-") in ("down", "drain", "drng", "fail"):

@@ -34,7 +34,13 @@ from slurm_magics.core.parsing import (
     parse_squeue,
 )
 from slurm_magics.core.sbatch import submission_comment
-from slurm_magics.core.states import JobState, normalise_state, signal_of, state_from_stderr
+from slurm_magics.core.states import (
+    JobState,
+    node_accepts_jobs,
+    normalise_state,
+    signal_of,
+    state_from_stderr,
+)
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -329,3 +335,39 @@ def test_parse_cluster_config_defaults_and_no_accounting() -> None:
     assert config.accounting is False
     assert (config.max_array_size, config.max_job_count, config.min_job_age) == (1001, 10000, 300)
     assert parse_cluster_config("").accounting is False
+
+
+# sinfo's %t as SLURM prints it; "plnd" is the state a CI run met between two tests (idle,
+# planned by the backfill scheduler for a pending job) and took for an unusable node.
+@pytest.mark.parametrize(
+    ("state", "accepts"),
+    [
+        ("idle", True),
+        ("mix", True),
+        ("alloc", True),
+        ("comp", True),
+        ("plnd", True),
+        ("mix-", True),
+        ("idle@", True),
+        ("idle!", True),
+        ("idle*", False),
+        ("idle~", False),
+        ("idle#", False),
+        ("idle%", False),
+        ("alloc$", False),
+        ("idle^", False),
+        ("down*", False),
+        ("down", False),
+        ("drain", False),
+        ("drng", False),
+        ("fail", False),
+        ("futr", False),
+        ("maint", False),
+        ("resv", False),
+        ("inval", False),
+        ("unk*", False),
+        ("", False),
+    ],
+)
+def test_node_accepts_jobs_reads_sinfo_states_and_flags(state: str, accepts: bool) -> None:
+    assert node_accepts_jobs(state) is accepts

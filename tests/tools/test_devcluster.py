@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from slurm_magics import devcluster
+from slurm_magics.core.states import node_accepts_jobs
 from slurm_magics.devcluster.procs import process_matches, stop_pid
 from slurm_magics.devcluster.services import EXECUTABLES
 
@@ -92,7 +93,7 @@ def test_node_is_usable(devcluster_info: devcluster.ClusterInfo) -> None:
     for availability, node, state in by_partition.values():
         assert availability == "up"
         assert node == devcluster_info.hostname
-        assert state in ("idle", "mix", "alloc"), lines
+        assert node_accepts_jobs(state), lines
     config = _run("scontrol", "show", "config")
     assert "MaxArraySize            = 100001" in config
     assert "AccountingStorageType   = accounting_storage/slurmdbd" in config
