@@ -18,6 +18,7 @@ __all__ = [
     "ClusterConfig",
     "QueueRow",
     "element_slurm_id",
+    "elements_submitted",
     "expand_task_ids",
     "jobs_with_comment",
     "parse_cluster_config",
@@ -35,6 +36,12 @@ SLURM_ID = re.compile(r"(\d{1,18})(?:_(\d{1,9}))?")
 def unset(value: str | None) -> bool:
     """Whether SLURM printed "no value" for a field: "", "None" or "(null)"."""
     return value is None or value.strip() in ("", "None", "(null)")
+
+
+def elements_submitted(slices: Iterable[tuple[str, int, int]]) -> int:
+    """How many elements of a run its slices cover (they go in in order, from element 0):
+    the first element not submitted yet. ``slices`` as for ``element_slurm_id``."""
+    return max((first + max(n_elements, 1) for _, first, n_elements in slices), default=0)
 
 
 def element_slurm_id(slices: Iterable[tuple[str, int, int]], element: int) -> str | None:

@@ -30,6 +30,7 @@ from slurm_magics.core.reasons import StartEstimate
 from slurm_magics.core.resources import Resources
 from slurm_magics.core.sbatch import ScriptSpec, check_path
 from slurm_magics.jobs.array import JobArray, jobs_of
+from slurm_magics.jobs.cancels import apply_cancels, cancel_runs, record_wave
 from slurm_magics.jobs.collector import collector_paused
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.environment import check_environment
@@ -119,6 +120,7 @@ class Cluster:
         # the client-side queue of what does not fit under the cluster's job limits
         self.waves = Waves(self.scheduler, self.config, self.max_array_size, self._wave_submitted)
         self.poller.on_queue = self.waves.on_queue
+        self.waves.before_wave = functools.partial(apply_cancels, self.registry)
         with _users_lock:
             _transport_users[id(transport)] = _transport_users.get(id(transport), 0) + 1
         engine.before_stop(self._abandon_waiting)  # what waits for room ends with us
@@ -305,9 +307,8 @@ class Cluster:
 
     def _wave_submitted(self, run: Run) -> None:
         self.poller.track(run)
-        if run.run_id in self.live_runs:  # a later wave: the registry learns its slice
-            slices = [(s.slurm_id, s.first_element, s.n_elements) for s in run.slices]
-            self.registry.record_slices(run.run_id, self.key, slices, run.dependency)
+        if run.run_id in self.live_runs:  # a later wave: recorded, checked for cancels
+            record_wave(self.registry, self.key, self.scheduler, run)
 
     def _upstream_done(self, run: Run, upstream: concurrent.futures.Future[Any]) -> None:
         if upstream.cancelled() or upstream.exception() is not None:
@@ -329,11 +330,7 @@ class Cluster:
         engine.call(self._cancel(list(by_run.values())))
 
     async def _cancel(self, by_run: list[list[Job]]) -> None:
-        whole = [jobs[0].run for jobs in by_run if len(jobs) == len(jobs[0].run.jobs)]
-        await self.waves.drop(whole)  # first: no wave of theirs is submitted after this
-        ids = {part.slurm_id for run in whole for part in run.slices}  # job_id "": waiting
-        ids |= {j.job_id for jobs in by_run if jobs[0].run not in whole for j in jobs if j.job_id}
-        await self.scheduler.cancel(ids)
+        await cancel_runs(self.waves, self.registry, self.scheduler, by_run)
 
     def _abandon_waiting(self) -> None:
         if not self._closed:

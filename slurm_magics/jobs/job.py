@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from slurm_magics.core.efficiency import TaskUsage
-from slurm_magics.core.parsing import element_slurm_id
+from slurm_magics.core.parsing import element_slurm_id, elements_submitted
 from slurm_magics.core.reasons import StartEstimate
 from slurm_magics.core.sbatch import log_path
 from slurm_magics.core.states import JobState
@@ -109,11 +109,17 @@ class Run:
                 return part
         raise LookupError(f"element {element} is in no slice of run {self.run_id}")
 
+    def slice_tuples(self) -> list[tuple[str, int, int]]:
+        """The slices as (SLURM id, first element, elements), as the registry stores them."""
+        return [(s.slurm_id, s.first_element, s.n_elements) for s in self.slices]
+
+    def submitted_end(self) -> int:
+        """The first element not submitted yet (the slices go in in order)."""
+        return elements_submitted(self.slice_tuples())
+
     def slurm_id_of(self, element: int) -> str:
         """SLURM's id of one element: "123" (not an array) or "123_4"."""
-        found = element_slurm_id(
-            [(s.slurm_id, s.first_element, s.n_elements) for s in self.slices], element
-        )
+        found = element_slurm_id(self.slice_tuples(), element)
         if found is None:
             raise LookupError(f"element {element} is in no slice of run {self.run_id}")
         return found

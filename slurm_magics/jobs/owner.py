@@ -115,4 +115,4 @@ def settle_orphans(registry: Registry, record: RunRecord) -> int:
             f" ended first. Submit them again, e.g. task.map(items[{items.start}:])."
         )
 
-    return registry.fail_unsubmitted(record.run_id, message, time.time())
+    return registry.end_unsubmitted(record.run_id, "FAILED", message, time.time())[0]

@@ -22,7 +22,6 @@ from slurm_magics.jobs.ending import Ending, Key, note_timing
 from slurm_magics.jobs.job import Job, Run
 from slurm_magics.jobs.retries import run_again
 from slurm_magics.jobs.settling import Settling
-from slurm_magics.jobs.waves import submitted_end
 from slurm_magics.scheduler.slurm import SchedulerBackend
 from slurm_magics.transport import ConnectionLostError, Transport
 
@@ -300,7 +299,7 @@ class Poller:
         self._hot = False
         for run in self._runs.values():
             # waves: elements past the last submitted slice wait on the client, not in SLURM
-            submitted = submitted_end(run)
+            submitted = run.submitted_end()
             for job in run.jobs:
                 if job.done():
                     continue

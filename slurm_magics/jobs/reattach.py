@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from slurm_magics.core.errors import DependencyError, JobFailedError, SubmissionError
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.cluster import Cluster
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.job import Job, Run, Slice
 from slurm_magics.jobs.owner import describe_owner, settle_orphans
-from slurm_magics.jobs.recording import follow
-from slurm_magics.jobs.registry import JobRecord, RunRecord, unsubmitted_items
+from slurm_magics.jobs.recording import apply_known, follow
+from slurm_magics.jobs.registry import RunRecord, unsubmitted_items
 
 __all__ = ["live_entry"]
 
@@ -36,39 +35,11 @@ def _rebuild(cluster: Cluster, record: RunRecord) -> Run:
     )
     run.jobs = [Job(cluster, run, item) for item in range(record.n_items)]
     engine.call(cluster.poller.resolve_finished(run))
-    _apply_known(run, cluster.registry.jobs_of(run.run_id))
+    apply_known(run, cluster.registry.jobs_of(run.run_id))
     follow(cluster.registry, run)
     if not all(job.done() for job in run.jobs):
         engine.call(_track(cluster, run, record))
     return run
-
-
-def _apply_known(run: Run, known_jobs: list[JobRecord]) -> None:
-    """End the jobs of ``run`` that the registry knows ended (and the rebuild did not)."""
-    for job, known in zip(run.jobs, known_jobs, strict=False):
-        job.started_at = job.started_at or known.started_at
-        job.ended_at = job.ended_at or known.ended_at
-        if job.done() or not JobState(known.state).finished:
-            continue
-        state = JobState(known.state)
-        job.state = state
-        message = known.error or f"job {job.job_id} ended {state.value} without a result"
-        if state is JobState.CANCELLED and known.error is None:
-            job._mark_cancelled()
-        elif state is JobState.DEPENDENCY_FAILED:
-            job._end_failed(
-                state, DependencyError(message, job_id=job.job_id, dependency=run.dependency)
-            )
-        elif message.startswith(_NEVER_SUBMITTED):  # refused, or left waiting by its owner
-            job._end_failed(state, SubmissionError(message[len(_NEVER_SUBMITTED) :]))
-        elif state is not JobState.COMPLETED:
-            failed = JobFailedError(
-                message, state=state, job_id=job.job_id, log_paths=job.log_paths()
-            )
-            job._end_failed(state, failed)
-
-
-_NEVER_SUBMITTED = "SubmissionError: "  # how recording.follow writes a SubmissionError
 
 
 async def _track(cluster: Cluster, run: Run, record: RunRecord) -> None:
@@ -95,7 +66,7 @@ async def _follow_waves(cluster: Cluster, run: Run, owner: str) -> None:
         await asyncio.to_thread(settle_orphans, cluster.registry, record)
         # what the registry says of them: FAILED by settle_orphans, or ended by their owner
         # itself (its exit hook, cluster.close(), a cancel)
-        _apply_known(run, await asyncio.to_thread(cluster.registry.jobs_of, run.run_id))
+        apply_known(run, await asyncio.to_thread(cluster.registry.jobs_of, run.run_id))
         for item in waiting:
             job = run.jobs[item]
             if not job.done() and job.reason != reason:

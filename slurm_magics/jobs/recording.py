@@ -1,4 +1,5 @@
-"""Record submitted runs in the registry and follow their jobs' ends into it."""
+"""Record submitted runs in the registry, follow their jobs' ends into it, and end futures
+as it says."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from slurm_magics.core.errors import DependencyError, JobFailedError, SubmissionError
+from slurm_magics.core.states import JobState
 from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.job import Job, Run
 from slurm_magics.jobs.owner import this_process
-from slurm_magics.jobs.registry import Registry, RunRecord
+from slurm_magics.jobs.registry import JobRecord, Registry, RunRecord
 
-__all__ = ["follow", "record_submission", "submitting_notebook"]
+__all__ = ["apply_known", "follow", "record_submission", "submitting_notebook"]
 
 
 def record_submission(
@@ -51,7 +54,7 @@ def record_submission(
         n_items=run.n_items,
         chunk_size=run.chunk_size,
         is_array=is_array,
-        slices=[(s.slurm_id, s.first_element, s.n_elements) for s in run.slices],
+        slices=run.slice_tuples(),
         dependency=run.dependency,
         notebook=submitting_notebook(),
         session=session_id,
@@ -87,3 +90,37 @@ def submitting_notebook() -> str:
 
     session = getattr(__main__, "__session__", None) or getattr(__main__, "__file__", None)
     return str(session) if session else "<interactive>"
+
+
+def apply_known(run: Run, known_jobs: list[JobRecord]) -> None:
+    """End the jobs of ``run`` that the registry knows ended (and this process did not):
+    ended by another process (its exit, the Lab panel's cancel), or before a restart.
+
+    Args:
+        run: the run whose futures to end.
+        known_jobs: the registry's records of its items, in order (``Registry.jobs_of``).
+    """
+    for job, known in zip(run.jobs, known_jobs, strict=False):
+        job.started_at = job.started_at or known.started_at
+        job.ended_at = job.ended_at or known.ended_at
+        if job.done() or not JobState(known.state).finished:
+            continue
+        state = JobState(known.state)
+        job.state = state
+        message = known.error or f"job {job.job_id} ended {state.value} without a result"
+        if state is JobState.CANCELLED and known.error is None:
+            job._mark_cancelled()
+        elif state is JobState.DEPENDENCY_FAILED:
+            job._end_failed(
+                state, DependencyError(message, job_id=job.job_id, dependency=run.dependency)
+            )
+        elif message.startswith(_NEVER_SUBMITTED):  # refused, or left waiting by its owner
+            job._end_failed(state, SubmissionError(message[len(_NEVER_SUBMITTED) :]))
+        elif state is not JobState.COMPLETED:
+            failed = JobFailedError(
+                message, state=state, job_id=job.job_id, log_paths=job.log_paths()
+            )
+            job._end_failed(state, failed)
+
+
+_NEVER_SUBMITTED = "SubmissionError: "  # how recording.follow writes a SubmissionError

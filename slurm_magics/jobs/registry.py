@@ -9,14 +9,23 @@ State changes are batched: at most one write transaction per half second.
 from __future__ import annotations
 
 import atexit
-import dataclasses
+import contextlib
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
+
+from slurm_magics.core.parsing import elements_submitted
+from slurm_magics.jobs.registry_schema import (
+    RUN_COLUMNS,
+    SCHEMA,
+    STORED_COLUMNS,
+    JobRecord,
+    RunRecord,
+)
 
 __all__ = [
     "JobRecord",
@@ -25,98 +34,6 @@ __all__ = [
     "default_registry",
     "unsubmitted_items",
 ]
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    cluster TEXT NOT NULL,
-    run_dir TEXT NOT NULL,
-    sentinel_dir TEXT NOT NULL,
-    name TEXT NOT NULL,
-    n_items INTEGER NOT NULL,
-    chunk_size INTEGER NOT NULL,
-    is_array INTEGER NOT NULL,
-    slices TEXT NOT NULL,
-    dependency TEXT NOT NULL,
-    notebook TEXT NOT NULL,
-    session TEXT NOT NULL,
-    submitted_at REAL NOT NULL,
-    cleaned INTEGER NOT NULL DEFAULT 0
-);
--- Beside runs, not a column of it: older versions insert into runs by position.
-CREATE TABLE IF NOT EXISTS owners (
-    run_id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL  -- "host pid start" of the process that submits the run's waves
-);
-CREATE TABLE IF NOT EXISTS slices (
-    slurm_id TEXT NOT NULL,
-    cluster TEXT NOT NULL,
-    run_id TEXT NOT NULL,
-    PRIMARY KEY (cluster, slurm_id)
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    run_id TEXT NOT NULL,
-    item INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    started_at REAL,
-    ended_at REAL,
-    error TEXT,
-    PRIMARY KEY (run_id, item)
-);
-CREATE TABLE IF NOT EXISTS edges (
-    run_id TEXT NOT NULL,
-    upstream_run_id TEXT NOT NULL,
-    upstream_item INTEGER NOT NULL  -- -1: the whole upstream run
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    run_id TEXT NOT NULL,
-    element INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,  -- 1: the first retry
-    reason TEXT NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_by_cluster ON runs (cluster, submitted_at);
-CREATE INDEX IF NOT EXISTS edges_by_run ON edges (run_id);
-"""
-
-
-_STORED_COLUMNS = (
-    "run_id, cluster, run_dir, sentinel_dir, name, n_items, chunk_size, is_array, slices, "
-    "dependency, notebook, session, submitted_at"
-)
-_OWNER_OF = "COALESCE((SELECT owner FROM owners WHERE owners.run_id = runs.run_id), '')"
-_RUN_COLUMNS = _STORED_COLUMNS + ", " + _OWNER_OF  # a RunRecord's fields, in order, as read
-
-
-@dataclasses.dataclass(frozen=True)
-class RunRecord:
-    """One run as the registry knows it."""
-
-    run_id: str
-    cluster: str
-    run_dir: str
-    sentinel_dir: str
-    name: str
-    n_items: int
-    chunk_size: int
-    is_array: bool
-    slices: list[tuple[str, int, int]]  # (slurm id, first element, n elements)
-    dependency: str
-    notebook: str
-    session: str
-    submitted_at: float
-    owner: str = ""  # "host pid start-time" of the process that submits its waves
-
-
-@dataclasses.dataclass(frozen=True)
-class JobRecord:
-    """The last known state of one item of a run."""
-
-    item: int
-    state: str
-    started_at: float | None
-    ended_at: float | None
-    error: str | None
 
 
 class Registry:
@@ -132,29 +49,23 @@ class Registry:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
         os.chmod(path, 0o600)
 
     def _write(self, statements: Iterable[tuple[str, Sequence[Any] | list[Sequence[Any]]]]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, rows in statements:
-                    if isinstance(rows, list):
-                        self._db.executemany(sql, rows)
-                    else:
-                        self._db.execute(sql, rows)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._transaction():
+            for sql, rows in statements:
+                if isinstance(rows, list):
+                    self._db.executemany(sql, rows)
+                else:
+                    self._db.execute(sql, rows)
 
     def record_run(self, run: RunRecord, upstream: Sequence[tuple[str, int]]) -> None:
         """Store a submitted run, its items (PENDING) and its dependency edges."""
         self._write(
             [
                 (
-                    f"INSERT OR REPLACE INTO runs ({_STORED_COLUMNS}) "  # noqa: S608 (fixed names)
+                    f"INSERT OR REPLACE INTO runs ({STORED_COLUMNS}) "  # noqa: S608 (fixed names)
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         run.run_id,
@@ -190,21 +101,44 @@ class Registry:
 
     def record_slices(
         self, run_id: str, cluster: str, slices: Sequence[tuple[str, int, int]], dependency: str
-    ) -> None:
+    ) -> list[int]:
         """Store the slices of a run submitted in waves: (SLURM id, first element, elements)
-        each, all of them so far, and the dependency of its latest sbatch."""
-        self._write(
-            [
-                (
-                    "UPDATE runs SET slices = ?, dependency = ? WHERE run_id = ?",
-                    (json.dumps(list(slices)), dependency, run_id),
-                ),
-                (
-                    "INSERT OR REPLACE INTO slices VALUES (?,?,?)",
-                    [(slurm_id, cluster, run_id) for slurm_id, _, _ in slices],
-                ),
-            ]
-        )
+        each, all of them so far, and the dependency of its latest sbatch.
+
+        Returns:
+            The items from the latest slice's first on that the registry holds as ended, read
+            in the same transaction: with those the submitting process has not ended itself,
+            another one (the Lab panel, another kernel) has cancelled them meanwhile
+            (``end_unsubmitted``), and the latest slice is to be cancelled too.
+        """
+        first = max((part[1] for part in slices), default=0)
+        with self._transaction():
+            row = self._db.execute(
+                "SELECT chunk_size FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            self._db.execute(
+                "UPDATE runs SET slices = ?, dependency = ? WHERE run_id = ?",
+                (json.dumps(list(slices)), dependency, run_id),
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO slices VALUES (?,?,?)",
+                [(slurm_id, cluster, run_id) for slurm_id, _, _ in slices],
+            )
+            return self._ended_from(run_id, first * (row[0] if row else 1))
+
+    def ended_items(self, run_id: str, first: int) -> list[int]:
+        """The items of a run from ``first`` on that the registry holds as ended (written;
+        this process's own ends may still be queued)."""
+        with self._lock:
+            return self._ended_from(run_id, first)
+
+    def _ended_from(self, run_id: str, first: int) -> list[int]:
+        rows = self._db.execute(
+            "SELECT item FROM jobs WHERE run_id = ? AND item >= ? "
+            "AND state NOT IN ('PENDING', 'RUNNING') ORDER BY item",
+            (run_id, first),
+        ).fetchall()
+        return [row[0] for row in rows]
 
     def note_state(
         self,
@@ -238,40 +172,59 @@ class Registry:
                     ]
                 )
 
-    def fail_unsubmitted(self, run_id: str, error: Callable[[range], str], at: float) -> int:
-        """FAIL the items past a run's last slice still PENDING (their owner has ended),
-        with ``error(items)``; the slices are read in the same transaction. Returns how many."""
+    def end_unsubmitted(
+        self, run_id: str, state: str, error: Callable[[range], str | None], at: float
+    ) -> tuple[int, list[tuple[str, int, int]]]:
+        """End as ``state`` the items past a run's last slice still PENDING (their owner has
+        ended: FAILED; they are cancelled: CANCELLED), with ``error(items)``; the slices are
+        read in the same transaction, so a wave recorded later sees these ends
+        (``record_slices``).
+
+        Returns:
+            (how many items were ended, the run's slices as read: SLURM id, first element,
+            elements each); (0, []) for a run the registry does not hold.
+        """
         self.flush()
         with self._lock:
-            if not self._unsubmitted_pending(run_id):  # most calls: write nothing
-                return 0
+            items, slices = self._unsubmitted_pending(run_id)
+            if not items:  # most calls: write nothing
+                return 0, slices
+            with self._transaction():
+                (items, slices), done = self._unsubmitted_pending(run_id), 0
+                if items:
+                    why = error(items)
+                    done = self._db.execute(
+                        "UPDATE jobs SET state=?, ended_at=?, error=? WHERE run_id=? "
+                        "AND item>=? AND state='PENDING'",
+                        (state, at, why[:4000] if why else None, run_id, items.start),
+                    ).rowcount
+        return done, slices
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction (BEGIN IMMEDIATE), rolled back on any error."""
+        with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                items, done = self._unsubmitted_pending(run_id), 0
-                if items:
-                    sql = "UPDATE jobs SET state='FAILED', ended_at=?, error=? WHERE run_id=? "
-                    values = (at, error(items)[:4000], run_id, items.start)
-                    done = self._db.execute(
-                        f"{sql}AND item>=? AND state='PENDING'", values
-                    ).rowcount
+                yield
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-        return done
 
-    def _unsubmitted_pending(self, run_id: str) -> range:
+    def _unsubmitted_pending(self, run_id: str) -> tuple[range, list[tuple[str, int, int]]]:
         row = self._db.execute(
             "SELECT slices, n_items, chunk_size FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
         if row is None:
-            return range(0)
-        items = unsubmitted_items(json.loads(row[0]), row[1], row[2])
+            return range(0), []
+        slices = [(str(part[0]), int(part[1]), int(part[2])) for part in json.loads(row[0])]
+        items = unsubmitted_items(slices, row[1], row[2])
         pending = self._db.execute(
             "SELECT 1 FROM jobs WHERE run_id=? AND item>=? AND state='PENDING' LIMIT 1",
             (run_id, items.start),
         ).fetchone()
-        return items if items and pending else range(0)
+        return (items if items and pending else range(0)), slices
 
     # -- reading -----------------------------------------------------------------------
     def runs(
@@ -299,7 +252,7 @@ class Registry:
             clauses.append("cleaned = 0")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._lock:
-            query = f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY submitted_at DESC"  # noqa: S608
+            query = f"SELECT {RUN_COLUMNS} FROM runs {where} ORDER BY submitted_at DESC"  # noqa: S608
             rows = self._db.execute(query, values).fetchall()  # fixed column names, values bound
         return [_run_record(row) for row in rows]
 
@@ -315,7 +268,7 @@ class Registry:
         """One run by its id."""
         self.flush()
         with self._lock:
-            query = f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?"  # noqa: S608
+            query = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"  # noqa: S608
             row = self._db.execute(query, (run_id,)).fetchone()  # fixed columns, value bound
         return None if row is None else _run_record(row)
 
@@ -372,7 +325,7 @@ class Registry:
 def unsubmitted_items(slices: Sequence[Sequence[Any]], n_items: int, chunk_size: int) -> range:
     """The items of a run past its last submitted slice ((SLURM id, first element,
     elements) each; they go in in order): those that wait on the client for room."""
-    end = max((int(first) + max(int(n), 1) for _, first, n in slices), default=0)
+    end = elements_submitted((str(i), int(first), int(n)) for i, first, n in slices)
     return range(min(end * chunk_size, n_items), n_items)
 
 

@@ -32,7 +32,7 @@ from slurm_magics.jobs.array import JobArray
 from slurm_magics.jobs.job import Job, Run, Slice
 from slurm_magics.scheduler.slurm import Scheduler, SchedulerBackend
 
-__all__ = ["Pending", "Waves", "dependency_expression", "submitted_end"]
+__all__ = ["Pending", "Waves", "dependency_expression"]
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,6 @@ def _succeeded(jobs: Sequence[Job]) -> bool:
     return all(j.done() and not j.cancelled() and j.exception() is None for j in jobs)
 
 
-def submitted_end(run: Run) -> int:
-    """The first element of ``run`` not submitted yet (its slices go in in order)."""
-    return max((p.first_element + max(p.n_elements, 1) for p in run.slices), default=0)
-
-
 class Waves:
     """The client-side queue of one cluster's submissions; lives on the engine loop."""
 
@@ -97,6 +92,7 @@ class Waves:
         self.config = config
         self.max_array_size = max_array_size
         self.on_submitted = on_submitted
+        self.before_wave: Callable[[Run], None] = lambda run: None  # ends others' cancels
         self.limits: SubmitLimits | None = None
         self.counts = QueueCounts()
         self.in_qos: collections.Counter[str] = collections.Counter()
@@ -211,6 +207,7 @@ class Waves:
     async def _pump(self) -> None:
         while self.queue:
             pending = self.queue[0]
+            self.before_wave(pending.run)
             while pending.next < pending.end and _all_done(pending, pending.next):
                 pending.next += 1
             if pending.next >= pending.end:
@@ -235,7 +232,7 @@ class Waves:
         """Why ``pending`` cannot be submitted now ("" when it can)."""
         for item in pending.upstream:
             for run in [item.run] if isinstance(item, Job) else item.runs:
-                if submitted_end(run) < -(-run.n_items // run.chunk_size):
+                if not all(j.done() for j in run.jobs[run.submitted_end() * run.chunk_size :]):
                     return f"waiting for room: its upstream {run.name} is not all submitted"
         if time.monotonic() < self._refused_until:
             return ""  # keeps the reason a refusal set

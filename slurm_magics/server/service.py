@@ -315,7 +315,13 @@ class SlurmService:
                     "server does not reach.",
                     status=409,
                 )
-            return CancelTarget(record, tuple(part[0] for part in record.slices), None)
+            # The tasks still waiting for room end here, with the slices read in the same
+            # transaction: the process that submits the waves sbatches none of them, and
+            # cancels what it sbatched meanwhile (jobs.cancels)
+            _, slices = self.registry.end_unsubmitted(
+                run_id, JobState.CANCELLED.value, _cancelled_waiting, time.time()
+            )
+            return CancelTarget(record, tuple(part[0] for part in slices), None)
         assert array_id is not None
         record, element = self._resolve(array_id, task)
         slurm_id = array_id if task is None else f"{array_id}_{task}"
@@ -353,3 +359,10 @@ class SlurmService:
                 f"JobFailedError: job {job_id} was cancelled from the JupyterLab SLURM panel",
             )
         self.registry.flush()
+
+
+def _cancelled_waiting(items: range) -> str:
+    return (
+        f"JobFailedError: {len(items)} task(s) waiting for room were cancelled from the "
+        "JupyterLab SLURM panel before they were submitted"
+    )

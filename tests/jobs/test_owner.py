@@ -86,3 +86,35 @@ def test_an_older_version_still_records_runs_in_a_registry_this_one_opened(
     assert found["old"].owner == "" and found["new"].owner == this_process()
     assert unsubmitted_items(found["new"].slices, 6, 1) == range(6, 6)
     registry.close()
+
+
+def test_a_cancel_and_a_later_wave_each_see_the_other_whichever_comes_first(
+    tmp_path: Path,
+) -> None:
+    """The two transactions that keep a cancelled run's later wave from running: the
+    canceller ends the waiting items and reads the slices; the owner records a slice and
+    reads the ended items."""
+    registry = Registry(str(tmp_path / "registry.db"))
+    run = record("r3", this_process(), [("201", 0, 2)], chunk=2)  # items 0-3 in, 4-11 wait
+    registry.record_run(run, [])
+
+    def cancelled(items: range) -> str:
+        return f"JobFailedError: {len(items)} task(s) cancelled (from item {items.start})"
+
+    # the wave first: the canceller reads its slice (and scancels it)
+    assert registry.record_slices("r3", run.cluster, [("201", 0, 2), ("202", 2, 2)], "") == []
+    ended, slices = registry.end_unsubmitted("r3", "CANCELLED", cancelled, 5.0)
+    assert (ended, slices) == (4, [("201", 0, 2), ("202", 2, 2)])  # items 8-11
+    assert [job.state for job in registry.jobs_of("r3")][8:] == ["CANCELLED"] * 4
+    assert registry.jobs_of("r3")[8].error == "JobFailedError: 4 task(s) cancelled (from item 8)"
+    # the cancel first: the owner's next wave (elements 4-5, items 8-11) reads those ends
+    late = registry.record_slices(
+        "r3", run.cluster, [("201", 0, 2), ("202", 2, 2), ("203", 4, 2)], ""
+    )
+    assert late == [8, 9, 10, 11]
+    assert registry.ended_items("r3", 8) == [8, 9, 10, 11]
+    assert registry.ended_items("r3", 0) == [8, 9, 10, 11]  # 0-7 still PENDING
+    # nothing waits any more: nothing is written, the slices are still read
+    assert registry.end_unsubmitted("r3", "CANCELLED", cancelled, 6.0)[0] == 0
+    assert registry.end_unsubmitted("nope", "CANCELLED", cancelled, 6.0) == (0, [])
+    registry.close()

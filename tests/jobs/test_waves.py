@@ -171,3 +171,24 @@ def test_closing_the_cluster_fails_what_still_waits_never_leaves_it_pending(
     with pytest.raises(sm.SubmissionError, match="never submitted: the cluster was closed"):
         array.result(timeout=10)
     assert all(job.state is JobState.FAILED for job in array)
+
+
+def test_an_afterany_on_a_map_cancelled_while_it_waited_for_room_still_runs(
+    waves_cluster: sm.Cluster, qos3: str
+) -> None:
+    """The downstream waits until its upstream is all in SLURM; a cancel means the rest
+    of the upstream never goes in: the downstream must not wait for it for ever."""
+    held = sm.task(square, memory="50M", time="00:05:00", qos=qos3, extra={"hold": True})
+    blockers = held.map(range(2))
+    upstream = held.map(range(4))  # one goes in, three wait here
+    assert len(upstream.job_ids) == 1
+    report = sm.task(square, memory="50M", time="00:05:00", qos=qos3)
+    downstream = report.after(upstream, condition="afterany")(7)
+    assert downstream.job_id == ""
+    assert downstream.reason.startswith("waiting for room")
+    upstream.cancel()
+    try:
+        assert downstream.result(timeout=120) == 49  # after the upstream, however it ended
+        assert downstream.run.dependency == f"afterany:{upstream.job_ids[0]}"
+    finally:
+        blockers.cancel()

@@ -7,6 +7,7 @@ four calls: one goes in, three wait on its client. Another process attaches to t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -32,7 +33,7 @@ import slurm_magics as sm
 def square(x):
     return x * x
 
-sm.connect(root=ROOT, partition="debug")
+cluster = sm.connect(root=ROOT, partition="debug")
 held = sm.task(square, memory="50M", time="00:05:00", qos=QOS, extra={"hold": True})
 blockers = held.map(range(2))
 array = sm.task(square, memory="50M", time="00:05:00", qos=QOS).map(range(4))
@@ -44,6 +45,16 @@ if MODE == "killed":
 if MODE == "exits-later":
     sys.stdin.readline()  # the test has attached: now end, normally (the exit hook runs)
     sys.exit(0)
+if MODE == "cancelled-elsewhere":
+    sys.stdin.readline()  # the test has cancelled the map: make room, see what goes in
+    blockers.cancel()
+    outcomes = []
+    for job in array.jobs[1:]:
+        try:
+            outcomes.append(repr(job.result(timeout=60)))
+        except BaseException as error:
+            outcomes.append(type(error).__name__)
+    print(json.dumps({"outcomes": outcomes, "sbatch": cluster.waves.stats["sbatch"]}))
 if MODE == "alive":
     sys.stdin.readline()  # the test has attached: make room, and let the waves go in
     blockers.cancel()
@@ -71,6 +82,24 @@ def start(mode: str, root: Path, qos: str) -> tuple[subprocess.Popen[str], dict[
         _, err = process.communicate(timeout=60)
         pytest.fail(f"the submitting process printed nothing: {err}")
     return process, json.loads(line)
+
+
+@contextlib.contextmanager
+def owner(
+    mode: str, root: Path, qos: str
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, object]]]:
+    """A submitting process in ``mode``; killed if still running at the end, its jobs
+    cancelled."""
+    process, ids = start(mode, root, qos)
+    try:
+        yield process, ids
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+        held = ids["held"]
+        assert isinstance(held, list)
+        subprocess.run(["scancel", *map(str, held), str(ids["array"])], check=False)
 
 
 def attach_map(first_id: object, cluster: sm.Cluster) -> JobArray:
@@ -134,8 +163,7 @@ def test_what_an_ended_process_never_submitted_fails_in_the_next_one(
 def test_a_running_owner_keeps_its_waves_and_the_next_process_follows_them(
     local: sm.Cluster, cluster_root: Path, qos3own: str
 ) -> None:
-    process, ids = start("alive", cluster_root, qos3own)
-    try:
+    with owner("alive", cluster_root, qos3own) as (process, ids):
         array = attach_map(ids["array"], local)
         reason = f"waiting for room in the process that submitted it (pid {ids['pid']} on "
         said_then_go(array, reason, process)
@@ -145,17 +173,12 @@ def test_a_running_owner_keeps_its_waves_and_the_next_process_follows_them(
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0, err
         assert json.loads(out.strip().splitlines()[-1]) == {"results": [0, 1, 4, 9]}
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=30)
 
 
 def test_an_owner_that_exits_after_another_process_attached_ends_its_futures(
     local: sm.Cluster, cluster_root: Path, qos3own: str
 ) -> None:
-    process, ids = start("exits-later", cluster_root, qos3own)
-    try:
+    with owner("exits-later", cluster_root, qos3own) as (process, ids):
         array = attach_map(ids["array"], local)
         said_then_go(array, "waiting for room in", process)
         _, err = process.communicate(timeout=60)
@@ -164,10 +187,23 @@ def test_an_owner_that_exits_after_another_process_attached_ends_its_futures(
         for job in array.jobs[1:]:
             with pytest.raises(sm.SubmissionError, match="submitted them ended first"):
                 job.result(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate(timeout=30)
-        held = ids["held"]
-        assert isinstance(held, list)
-        subprocess.run(["scancel", *map(str, held), str(ids["array"])], check=False)
+
+
+def test_a_map_cancelled_in_another_process_sends_no_later_wave(
+    local: sm.Cluster, cluster_root: Path, qos3own: str
+) -> None:
+    with owner("cancelled-elsewhere", cluster_root, qos3own) as (process, ids):
+        array = attach_map(ids["array"], local)
+        assert array.cancel()  # here: scancels the slice, ends what waits there
+        assert process.stdin is not None
+        process.stdin.write("go\n")  # the owner makes room, and would send its waves
+        process.stdin.flush()
+        out, err = process.communicate(timeout=180)
+        assert process.returncode == 0, err
+        seen = json.loads(out.strip().splitlines()[-1])
+        # its three waiting tasks end cancelled there too; sbatch ran twice: the blockers,
+        # the map's first slice, and never again
+        assert seen == {"outcomes": ["CancelledError"] * 3, "sbatch": 2}
+        record = local.registry.run(array.jobs[0].run.run_id)
+        assert record is not None and len(record.slices) == 1
+        assert [j.state for j in local.registry.jobs_of(record.run_id)][1:] == ["CANCELLED"] * 3
