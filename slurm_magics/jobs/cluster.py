@@ -32,6 +32,7 @@ from slurm_magics.core.sbatch import ScriptSpec, check_path
 from slurm_magics.jobs.array import JobArray, jobs_of
 from slurm_magics.jobs.cancels import apply_cancels, cancel_runs, record_wave
 from slurm_magics.jobs.collector import collector_paused
+from slurm_magics.jobs.dependencies import dependency_expression
 from slurm_magics.jobs.engine import engine
 from slurm_magics.jobs.environment import check_environment
 from slurm_magics.jobs.job import Call, Job, Run
@@ -40,7 +41,7 @@ from slurm_magics.jobs.poller import Poller
 from slurm_magics.jobs.recording import record_submission
 from slurm_magics.jobs.registry import Registry, default_registry
 from slurm_magics.jobs.retries import DEFAULT_RETRY_ON
-from slurm_magics.jobs.waves import Pending, Waves, dependency_expression
+from slurm_magics.jobs.waves import Pending, Waves
 from slurm_magics.scheduler.slurm import Scheduler, SchedulerBackend
 from slurm_magics.transport import Transport
 

@@ -220,7 +220,7 @@ class Job(AwaitableFuture[Any]):
         if self.done():
             return False
         self._host.cancel_jobs([self])
-        return self._mark_cancelled()
+        return self._mark_cancelled() or self.cancelled()  # one waiting for room: already
 
     def _mark_cancelled(self) -> bool:
         # The state first: done-callbacks (registry, widgets) must see the final state.

@@ -92,15 +92,18 @@ def submitting_notebook() -> str:
     return str(session) if session else "<interactive>"
 
 
-def apply_known(run: Run, known_jobs: list[JobRecord]) -> None:
+def apply_known(run: Run, known_jobs: Sequence[JobRecord]) -> None:
     """End the jobs of ``run`` that the registry knows ended (and this process did not):
     ended by another process (its exit, the Lab panel's cancel), or before a restart.
 
     Args:
         run: the run whose futures to end.
-        known_jobs: the registry's records of its items, in order (``Registry.jobs_of``).
+        known_jobs: the registry's records of some or all of its items (``Registry.jobs_of``).
     """
-    for job, known in zip(run.jobs, known_jobs, strict=False):
+    for known in known_jobs:
+        if not 0 <= known.item < len(run.jobs):
+            continue
+        job = run.jobs[known.item]
         job.started_at = job.started_at or known.started_at
         job.ended_at = job.ended_at or known.ended_at
         if job.done() or not JobState(known.state).finished:

@@ -101,7 +101,7 @@ class Registry:
 
     def record_slices(
         self, run_id: str, cluster: str, slices: Sequence[tuple[str, int, int]], dependency: str
-    ) -> list[int]:
+    ) -> list[JobRecord]:
         """Store the slices of a run submitted in waves: (SLURM id, first element, elements)
         each, all of them so far, and the dependency of its latest sbatch.
 
@@ -109,7 +109,7 @@ class Registry:
             The items from the latest slice's first on that the registry holds as ended, read
             in the same transaction: with those the submitting process has not ended itself,
             another one (the Lab panel, another kernel) has cancelled them meanwhile
-            (``end_unsubmitted``), and the latest slice is to be cancelled too.
+            (``end_unsubmitted``, ``cancel_items``), and they are to be scancelled here.
         """
         first = max((part[1] for part in slices), default=0)
         with self._transaction():
@@ -126,19 +126,19 @@ class Registry:
             )
             return self._ended_from(run_id, first * (row[0] if row else 1))
 
-    def ended_items(self, run_id: str, first: int) -> list[int]:
+    def ended_items(self, run_id: str, first: int) -> list[JobRecord]:
         """The items of a run from ``first`` on that the registry holds as ended (written;
         this process's own ends may still be queued)."""
         with self._lock:
             return self._ended_from(run_id, first)
 
-    def _ended_from(self, run_id: str, first: int) -> list[int]:
+    def _ended_from(self, run_id: str, first: int) -> list[JobRecord]:
         rows = self._db.execute(
-            "SELECT item FROM jobs WHERE run_id = ? AND item >= ? "
-            "AND state NOT IN ('PENDING', 'RUNNING') ORDER BY item",
+            "SELECT item, state, started_at, ended_at, error FROM jobs WHERE run_id = ? "
+            "AND item >= ? AND state NOT IN ('PENDING', 'RUNNING') ORDER BY item",
             (run_id, first),
         ).fetchall()
-        return [row[0] for row in rows]
+        return [JobRecord(*row) for row in rows]
 
     def note_state(
         self,
@@ -199,6 +199,21 @@ class Registry:
                         (state, at, why[:4000] if why else None, run_id, items.start),
                     ).rowcount
         return done, slices
+
+    def cancel_items(
+        self, run_id: str, items: Sequence[int], at: float
+    ) -> list[tuple[str, int, int]]:
+        """End CANCELLED those of ``items`` still PENDING (a cancel of single tasks that wait
+        for room, as the canceller sees them); the slices are read in the same transaction,
+        for the canceller to scancel those that went in meanwhile. Returns the slices."""
+        self.flush()
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE jobs SET state='CANCELLED', ended_at=?, error=NULL WHERE run_id=? "
+                "AND item=? AND state='PENDING'",
+                [(at, run_id, item) for item in items],
+            )
+            return self._unsubmitted_pending(run_id)[1]
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:

@@ -29,10 +29,11 @@ from slurm_magics.core.resources import ResourceError
 from slurm_magics.core.sbatch import ScriptSpec, render_script
 from slurm_magics.core.states import JobState
 from slurm_magics.jobs.array import JobArray
+from slurm_magics.jobs.dependencies import dependency_expression, upstream_not_in
 from slurm_magics.jobs.job import Job, Run, Slice
 from slurm_magics.scheduler.slurm import Scheduler, SchedulerBackend
 
-__all__ = ["Pending", "Waves", "dependency_expression"]
+__all__ = ["Pending", "Waves"]
 
 log = logging.getLogger(__name__)
 
@@ -54,27 +55,6 @@ class Pending:
     account: str | None
     first_error: asyncio.Future[None] | None = None  # the first sbatch's outcome, for the caller
     cap: int = 1 << 62  # largest slice, halved when a slice alone is refused
-
-
-def dependency_expression(upstream: Sequence[Job | JobArray], condition: str) -> str:
-    """The sbatch dependency on ``upstream``'s slices not over yet (a succeeded one is left
-    out: SLURM forgets ended jobs after MinJobAge and refuses an ``afterok`` on them)."""
-    ids: list[str] = []
-    for item in upstream:
-        if isinstance(item, Job):
-            ids += [] if _succeeded([item]) else [item.job_id]
-            continue
-        for run in item.runs:
-            for part in run.slices:
-                first = part.first_element * run.chunk_size
-                count = max(part.n_elements, 1) * run.chunk_size
-                if not _succeeded(run.jobs[first : first + count]):
-                    ids.append(part.slurm_id)
-    return f"{condition}:{':'.join(dict.fromkeys(ids))}" if ids else ""
-
-
-def _succeeded(jobs: Sequence[Job]) -> bool:
-    return all(j.done() and not j.cancelled() and j.exception() is None for j in jobs)
 
 
 class Waves:
@@ -179,10 +159,13 @@ class Waves:
             found.append((run.name, pending.end - pending.next, reason or "waiting for room"))
         return found
 
-    async def drop(self, runs: Sequence[Run]) -> None:
-        """Forget the unsubmitted elements of ``runs`` (being cancelled); once this
-        returns, no further slice of theirs is submitted."""
+    async def drop(self, runs: Sequence[Run], waiting: Sequence[Job] = ()) -> None:
+        """Forget the unsubmitted elements of ``runs`` and cancel the futures of
+        ``waiting`` (jobs being cancelled before they went in); once this returns, no
+        slice submits them (a slice already holding one is cancelled on record)."""
         async with self._lock:
+            for job in waiting:
+                job._mark_cancelled()
             for pending in [p for p in self.queue if p.run in runs]:
                 self.queue.remove(pending)
                 _settle(pending)
@@ -205,9 +188,10 @@ class Waves:
             await self._pump()
 
     async def _pump(self) -> None:
+        for waiting in list(self.queue):  # what others cancelled ends here, for all runs
+            self.before_wave(waiting.run)
         while self.queue:
             pending = self.queue[0]
-            self.before_wave(pending.run)
             while pending.next < pending.end and _all_done(pending, pending.next):
                 pending.next += 1
             if pending.next >= pending.end:
@@ -230,10 +214,9 @@ class Waves:
 
     def _blocked(self, pending: Pending) -> str:
         """Why ``pending`` cannot be submitted now ("" when it can)."""
-        for item in pending.upstream:
-            for run in [item.run] if isinstance(item, Job) else item.runs:
-                if not all(j.done() for j in run.jobs[run.submitted_end() * run.chunk_size :]):
-                    return f"waiting for room: its upstream {run.name} is not all submitted"
+        waiting_on = upstream_not_in(pending.upstream, pending.condition)
+        if waiting_on:
+            return f"waiting for room: its upstream {waiting_on} is not all submitted"
         if time.monotonic() < self._refused_until:
             return ""  # keeps the reason a refusal set
         room, limit = self._room(pending)

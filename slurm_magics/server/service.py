@@ -321,6 +321,7 @@ class SlurmService:
             _, slices = self.registry.end_unsubmitted(
                 run_id, JobState.CANCELLED.value, _cancelled_waiting, time.time()
             )
+            record = self.registry.run(run_id) or record  # with the slices recorded since
             return CancelTarget(record, tuple(part[0] for part in slices), None)
         assert array_id is not None
         record, element = self._resolve(array_id, task)

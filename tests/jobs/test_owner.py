@@ -111,9 +111,13 @@ def test_a_cancel_and_a_later_wave_each_see_the_other_whichever_comes_first(
     late = registry.record_slices(
         "r3", run.cluster, [("201", 0, 2), ("202", 2, 2), ("203", 4, 2)], ""
     )
-    assert late == [8, 9, 10, 11]
-    assert registry.ended_items("r3", 8) == [8, 9, 10, 11]
-    assert registry.ended_items("r3", 0) == [8, 9, 10, 11]  # 0-7 still PENDING
+    assert [(k.item, k.state) for k in late] == [(i, "CANCELLED") for i in range(8, 12)]
+    assert [k.item for k in registry.ended_items("r3", 8)] == [8, 9, 10, 11]
+    assert [k.item for k in registry.ended_items("r3", 0)] == [8, 9, 10, 11]  # 0-7 PENDING
+    # single waiting tasks cancelled (items 5 and 9): 5 ends, 9 had ended; slices read
+    assert registry.cancel_items("r3", [5, 9], 7.0) == [("201", 0, 2), ("202", 2, 2), ("203", 4, 2)]
+    assert [k.item for k in registry.ended_items("r3", 0)] == [5, 8, 9, 10, 11]
+    assert registry.jobs_of("r3")[9].error == "JobFailedError: 4 task(s) cancelled (from item 8)"
     # nothing waits any more: nothing is written, the slices are still read
     assert registry.end_unsubmitted("r3", "CANCELLED", cancelled, 6.0)[0] == 0
     assert registry.end_unsubmitted("nope", "CANCELLED", cancelled, 6.0) == (0, [])

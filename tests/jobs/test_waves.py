@@ -23,7 +23,7 @@ from slurm_magics.core.states import JobState
 from slurm_magics.jobs.engine import engine
 from slurm_magics.ui.magics.queue import waiting_lines
 from slurm_magics.ui.widgets.sweep import SweepProgress
-from tests.helpers import require_cluster
+from tests.helpers import require_cluster, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -43,6 +43,17 @@ def queued_in(qos: str) -> int:
         check=True,
     ).stdout
     return len(out.split())
+
+
+def sacct_state(slurm_id: str) -> str:
+    """What accounting says of one job or array task ("" before it knows it)."""
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-o", "State", "-j", slurm_id],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    return out[0].split(" ")[0] if out else ""
 
 
 def qos_limit(name: str, limit: int) -> Iterator[str]:
@@ -192,3 +203,21 @@ def test_an_afterany_on_a_map_cancelled_while_it_waited_for_room_still_runs(
         assert downstream.run.dependency == f"afterany:{upstream.job_ids[0]}"
     finally:
         blockers.cancel()
+
+
+def test_a_task_cancelled_while_it_waited_for_room_never_runs_in_a_later_wave(
+    waves_cluster: sm.Cluster, qos3: str
+) -> None:
+    held = sm.task(square, memory="50M", time="00:05:00", qos=qos3, extra={"hold": True})
+    blockers = held.map(range(2))
+    array = sm.task(square, memory="50M", time="00:05:00", qos=qos3).map(range(4))
+    assert len(array.job_ids) == 1  # element 0 in; 1, 2 and 3 wait here
+    assert array[2].job_id == ""
+    assert array[2].cancel()  # nothing of it in SLURM: its future ends at once
+    assert array[2].cancelled() and array[2].state is JobState.CANCELLED
+    blockers.cancel()  # room: 1-3 go in together, 2 is scancelled as its slice is recorded
+    assert [array[i].result(timeout=300) for i in (0, 1, 3)] == [0, 1, 9]
+    late = array[2].job_id  # "" when the room came one task at a time and 2 was skipped
+    if late:
+        wait_for(lambda: sacct_state(late) == "CANCELLED", what=f"{late} to end CANCELLED")
+    assert array[2].cancelled()

@@ -118,3 +118,24 @@ def test_a_wave_that_went_in_as_its_map_was_cancelled_is_cancelled_at_once(
         )
     finally:
         subprocess.run(["scancel", *blockers.job_ids, *array.job_ids], check=False)
+
+
+def test_a_cancelled_map_behind_another_that_waits_ends_at_once(
+    server: JupyterProcess, notebook: str, local: sm.Cluster, qos3panel: str
+) -> None:
+    """This process holds two maps that wait for room; the panel cancels the second one,
+    which has nothing in SLURM yet: its futures end without waiting for the first's waves."""
+    blockers, ahead = waiting_map(local, qos3panel)
+    held = sm.task(square, memory="50M", qos=qos3panel, extra={"hold": True}).on(local)
+    behind = held.map(range(2))
+    assert behind.job_ids == []
+    try:
+        reply = server.api("POST", "cancel", body={"run_id": behind.runs[0].run_id})
+        assert reply.status == 200 and reply.body["cancelled"] == [], reply
+        for job in behind.jobs:
+            with pytest.raises(sm.JobFailedError, match="before they were submitted"):
+                job.result(timeout=60)
+        assert not any(job.done() for job in ahead.jobs)  # the first map still waits
+    finally:
+        subprocess.run(["scancel", *blockers.job_ids, *ahead.job_ids], check=False)
+        ahead.cancel()
