@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import logging
 import time
@@ -38,6 +39,7 @@ __all__ = ["Pending", "Waves"]
 log = logging.getLogger(__name__)
 
 UNSEEN_FOR = 60.0  # seconds a submitted slice missing from squeue still counts as queued
+RECOUNT_AFTER = 2.0  # seconds: a map that would wait counts the queue again if older
 RETRY_AFTER_REFUSAL = (2.0, 60.0)  # seconds before submitting again after a refusal: first, most
 
 
@@ -78,11 +80,12 @@ class Waves:
         self.in_qos: collections.Counter[str] = collections.Counter()
         self.queue: collections.deque[Pending] = collections.deque()
         #: SLURM ids of slices submitted here: their QOS, elements and when
-        self._slices: dict[str, tuple[str, int, float]] = {}
+        self._slices: dict[str, tuple[str, int, float, list[Job]]] = {}
         self._unseen: set[str] = set()  # ... not in any squeue output yet
         self._said: set[str] = set()  # limits already announced
         self._refused_until = 0.0
         self._queue_seen = False  # squeue counted the user's jobs at least once
+        self._counted_at = -RECOUNT_AFTER  # when (time.monotonic())
         self._refusals = 0
         self._pumping: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one pump at a time: never the same slice twice
@@ -105,7 +108,7 @@ class Waves:
     def on_queue(self, rows: list[QueueRow]) -> None:
         """The poller's squeue rows (the user's jobs): count them, then submit what fits."""
         counts = count_queue(rows)
-        self._queue_seen = True
+        self._queue_seen, self._counted_at = True, time.monotonic()
         in_qos: collections.Counter[str] = collections.Counter()
         seen = set()
         for row in rows:
@@ -118,8 +121,9 @@ class Waves:
         now = time.monotonic()
         self._unseen -= seen
         for slurm_id in list(self._unseen):  # submitted after this squeue began
-            qos, n, when = self._slices[slurm_id]
-            if now - when > UNSEEN_FOR:
+            qos, n, when, jobs = self._slices[slurm_id]
+            # ended before any squeue saw it (fast tasks): no longer queued, no longer counted
+            if now - when > UNSEEN_FOR or all(job.done() for job in jobs):
                 self._unseen.discard(slurm_id)
                 continue
             counts = QueueCounts(counts.records + n, counts.active + n)
@@ -143,6 +147,10 @@ class Waves:
                 room, or ClusterError: the cluster was unreachable (nothing of it queued).
         """
         await self.load_limits()
+        stale = time.monotonic() - self._counted_at > RECOUNT_AFTER  # an idle poller's count
+        if stale and self._room(pending)[0] < pending.end - pending.next:
+            with contextlib.suppress(ClusterError):  # what has left the queue makes room
+                self.on_queue(await self.scheduler.queue())
         pending.first_error = asyncio.get_running_loop().create_future()
         self.queue.append(pending)
         await self.pump()
@@ -288,13 +296,14 @@ class Waves:
         run.dependency = spec.dependency or run.dependency
         pending.next = first + max(n, 1)
         qos = self._qos(pending)
-        self._slices[slurm_id] = (qos, max(n, 1), time.monotonic())
+        jobs = run.jobs[first * run.chunk_size : (first + max(n, 1)) * run.chunk_size]
+        self._slices[slurm_id] = (qos, max(n, 1), time.monotonic(), jobs)
         self._unseen.add(slurm_id)
         self.counts = QueueCounts(self.counts.records + max(n, 1), self.counts.active + max(n, 1))
         self.in_qos[qos] += max(n, 1)
         self.stats["most_queued"] = max(self.stats["most_queued"], self.in_qos[qos])
         run.submitted_at = time.time()
-        for job in run.jobs[first * run.chunk_size : (first + max(n, 1)) * run.chunk_size]:
+        for job in jobs:
             if job.reason.startswith("waiting for room"):
                 job._set_live(JobState.PENDING, "")
         if pending.first_error is not None and not pending.first_error.done():

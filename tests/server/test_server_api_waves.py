@@ -76,10 +76,13 @@ def test_a_cancel_from_the_panel_ends_the_waves_their_process_still_holds(
         assert reply.status == 200, reply
         assert reply.body["cancelled"] == array.job_ids
         # this process learns it at its next look at the queue, before any room appears
-        for job in array.jobs:
+        for job in array.jobs[1:]:
             with pytest.raises(sm.JobFailedError, match="JupyterLab SLURM panel") as failed:
                 job.result(timeout=60)
             assert failed.value.state is sm.JobState.CANCELLED
+        with pytest.raises(sm.JobFailedError, match="cancelled outside this session") as failed:
+            array.jobs[0].result(timeout=60)  # scancelled: as this process's poller sees it
+        assert failed.value.state is sm.JobState.CANCELLED
         sbatch = local.waves.stats["sbatch"]
         blockers.cancel()  # room: still no wave of the cancelled map goes in
         wait_for(lambda: not local.waves.queue, timeout=30, what="nothing to wait here")
