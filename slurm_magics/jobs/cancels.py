@@ -62,8 +62,8 @@ async def cancel_runs(
         items = [job.item for job in jobs if not job.job_id]
         if run not in whole and not items:
             continue
-        try:
-            slices = await asyncio.to_thread(_end_in_registry, registry, run, items, run in whole)
+        try:  # on the loop: a thread is not to be had at exit (cancel_on_exit)
+            slices = _end_in_registry(registry, run, items, run in whole)
         except sqlite3.Error as error:  # the other processes learn it from the slices' ends
             log.warning("slurm_magics: could not record the cancel of %s: %s", run.name, error)
             slices = run.slice_tuples()
