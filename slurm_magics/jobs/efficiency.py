@@ -21,11 +21,12 @@ from slurm_magics.core.efficiency import (
     summarise,
 )
 from slurm_magics.core.resources import format_duration
+from slurm_magics.core.states import normalise_state
 
 if TYPE_CHECKING:
     from slurm_magics.jobs.job import Job
 
-__all__ = ["BATCH_TASKS", "EfficiencyReport", "report", "usage_batches"]
+__all__ = ["BATCH_TASKS", "EfficiencyReport", "is_final", "report", "usage_batches"]
 
 BATCH_TASKS = 1000  # tasks per usage query at most (one sacct call each)
 
@@ -75,8 +76,9 @@ class EfficiencyReport:
 
     @property
     def missing(self) -> int:
-        """Tasks without figures (not run, or not yet in accounting: slurmdbd may lag)."""
-        return sum(usage is None or usage.elapsed <= 0 for _, usage in self.tasks)
+        """Tasks without final figures: not run, still running, or not yet ended in
+        accounting (slurmdbd may lag a few seconds behind a task that has ended)."""
+        return sum(not is_final(usage) for _, usage in self.tasks)
 
     def records(self) -> list[dict[str, Any]]:
         """One dict per task: job_id, state, elapsed_s, cpu_time_s, cpus, cpu_efficiency,
@@ -132,8 +134,8 @@ class EfficiencyReport:
                          f"max {format_duration(s.elapsed[1])}{of}")  # fmt: skip
         if self.missing:
             lines.append(
-                f"  {self.missing} task(s) without figures yet (not run, or accounting lags: "
-                "ask again in a few seconds)"
+                f"  {self.missing} task(s) without final figures yet (not run, running, or "
+                "accounting lags: ask again in a few seconds)"
             )
         lines.append(f"  suggestion      {self.suggestion}")
         return lines
@@ -160,7 +162,9 @@ def report(name: str, jobs: Sequence[Job], usage: Usage, *, source: str) -> Effi
     for batch in batches:
         found.update((u.job_id, u) for u in usage(batch))
     pairs = [(job, found.get(job.job_id)) for job in jobs]
-    known = list({id(u): u for _, u in pairs if u is not None}.values())
+    # a task still running (or not yet ended in accounting) has partial figures: they would
+    # make the suggestion too small; only ended ones count
+    known = list({id(u): u for _, u in pairs if u is not None and is_final(u)}.values())
     return EfficiencyReport(
         name=name,
         tasks=pairs,
@@ -169,3 +173,14 @@ def report(name: str, jobs: Sequence[Job], usage: Usage, *, source: str) -> Effi
         source=source,
         queries=len(batches),
     )
+
+
+def is_final(usage: TaskUsage | None) -> bool:
+    """Whether ``usage`` holds a task's final figures: it ran, and accounting says it ended
+    (a state SLURM does not have counts as ended: its figures are all there are)."""
+    if usage is None or usage.elapsed <= 0:
+        return False
+    try:
+        return normalise_state(usage.state).finished
+    except ValueError:
+        return True

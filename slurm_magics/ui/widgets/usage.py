@@ -57,7 +57,7 @@ def usage_bars(report: EfficiencyReport) -> str:
         for label, median, peak, words in usage_rows(report)
     )
     missing = (
-        f"<div>{report.missing} task(s) without figures yet (accounting lags)</div>"
+        f"<div>{report.missing} task(s) without final figures yet (running, or lagging)</div>"
         if report.missing
         else ""
     )
